@@ -1,0 +1,375 @@
+//! Architecture-specific kernel sets. The only place in the crate with `unsafe`.
+//!
+//! Every set shares the loop structure in this file (token groups, activation panels,
+//! row tiles); the ISA modules supply the micro-kernels ("tiles") that compute an
+//! `R rows × T tokens` block of outputs in registers. The drivers are `#[inline(always)]`
+//! so that they compile inside each ISA's `#[target_feature]` entry point.
+//!
+//! Determinism contract: a tile computes each `(row, token)` output with exactly the
+//! same sequence of operations whatever `R` and `T` are (each output has its own
+//! accumulator, reduced in a fixed order), and panels are split at fixed column offsets.
+//! So an output does not depend on the token count or on the row range of the call.
+
+// The drivers below are only instantiated by the x86_64 and aarch64 sets.
+#![cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code, unused_macros))]
+
+use core::mem::MaybeUninit;
+use core::ops::Range;
+
+use crate::{CpuFeatures, KernelSet, MatmulJob, QK};
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+/// The SIMD sets this CPU can run, best first (`None` entries are skipped).
+pub(crate) fn simd_sets(cpu: CpuFeatures) -> [Option<KernelSet>; 2] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        [cpu.avx2_fma_f16c.then_some(x86_64::AVX2), None]
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // NEON is part of the aarch64 baseline, so the plain NEON set is always there.
+        [cpu.dotprod.then_some(aarch64::NEON_DOTPROD), Some(aarch64::NEON)]
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = cpu;
+        [None, None]
+    }
+}
+
+/// Tokens per row tile (each tile keeps `R × T ≈ 8` accumulators in registers).
+const MAX_T: usize = 4;
+/// Tokens whose activations the integer path quantizes before sweeping the weights, so
+/// a prefill chunk reads the weights from memory once per 8 tokens.
+const SUPER_T: usize = 8;
+/// Activation columns quantized per panel by the integer paths (a multiple of 32). The
+/// quantized panel for `SUPER_T` tokens lives on the stack: 32 KiB of quants + 4 KiB of
+/// scales. Rows up to 4096 columns (every RWKV-7 `C` up to 4096) are a single panel.
+const PANEL: usize = 4096;
+/// Bytes of weight rows swept for every token group before moving on (cache blocking for
+/// prefill: the block stays in L2 while all token groups pass over it).
+const ROW_BLOCK_BYTES: usize = 128 * 1024;
+
+/// Rows per cache block: all rows when there is a single token group, else as many rows
+/// as fit [`ROW_BLOCK_BYTES`] (a multiple of 8, so blocks split no row tile). Changes only
+/// the order in which tiles run, never a result.
+fn row_block(count: usize, row_bytes: usize, tokens: usize) -> usize {
+    if tokens <= MAX_T {
+        return count.max(1);
+    }
+    (ROW_BLOCK_BYTES / row_bytes.max(1) / 8 * 8).max(8)
+}
+
+/// A micro-kernel for float-typed weights (f32, f16, bf16).
+pub(crate) trait FloatTile<W> {
+    /// `out[r][t] = Σ_c w_r[c] · x_t[c]` for `c < cols`.
+    ///
+    /// # Safety
+    /// Each `w[r]` and `x[t]` must be valid for reads of `cols` elements, and the CPU
+    /// must support the ISA of the implementation.
+    unsafe fn tile<const R: usize, const T: usize>(w: [*const W; R], x: [*const f32; T], cols: usize) -> [[f32; T]; R];
+}
+
+/// Micro-kernels for a block type (Q8_0, Q4_0).
+pub(crate) trait QuantTile<W> {
+    /// Integer path over `nb` blocks:
+    /// `out[r][t] = Σ_b f32(isum(w_r[b], xq_t[b])) · (d_w · xd_t[b])`.
+    ///
+    /// # Safety
+    /// Each `w[r]` must be valid for `nb` blocks, `xq[t]` for `32·nb` quants, `xd[t]`
+    /// for `nb` scales; the CPU must support the ISA; activation quants must lie in
+    /// `[-127, 127]`.
+    unsafe fn int_tile<const R: usize, const T: usize>(
+        w: [*const W; R],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R];
+
+    /// Dequantize path over `nb` blocks: `out[r][t] = Σ_c (q·d)_r[c] · x_t[c]`.
+    ///
+    /// # Safety
+    /// Each `w[r]` must be valid for `nb` blocks and `x[t]` for `32·nb` floats; the CPU
+    /// must support the ISA.
+    unsafe fn deq_tile<const R: usize, const T: usize>(
+        w: [*const W; R],
+        x: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R];
+}
+
+/// The activation quantizer of an ISA.
+pub(crate) trait QuantizeActs {
+    /// [`crate::quant::quantize_activations`] over `nb` blocks, bit for bit.
+    ///
+    /// # Safety
+    /// `x` and `qs` must be valid for `32·nb` elements, `d` for `nb`; the CPU must
+    /// support the ISA.
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize);
+}
+
+/// Calls `$body` with `R` and `T` const-bound for a group of `$tn` tokens. Row tiles
+/// `($r1, $r2, $r3, $r4)` are used for 1, 2, 3 and 4 tokens (about 8 accumulators each).
+macro_rules! with_tile_shape {
+    ($tn:expr, [$r1:literal, $r2:literal, $r3:literal, $r4:literal], $f:ident::<$($g:ty),*>($($arg:expr),*)) => {
+        match $tn {
+            1 => $f::<$($g,)* $r1, 1>($($arg),*),
+            2 => $f::<$($g,)* $r2, 2>($($arg),*),
+            3 => $f::<$($g,)* $r3, 3>($($arg),*),
+            _ => $f::<$($g,)* $r4, 4>($($arg),*),
+        }
+    };
+}
+
+/// The float-weight driver: row blocks, then token groups of up to [`MAX_T`], then row
+/// tiles within the block.
+///
+/// # Safety
+/// The CPU must support `K`'s ISA. Shapes are checked here.
+#[inline(always)]
+pub(crate) unsafe fn float_matmul<W, K: FloatTile<W>>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
+    job.check(1, out.len());
+    let rb = row_block(job.count, job.cols * core::mem::size_of::<W>(), job.tokens);
+    let mut i0 = 0;
+    while i0 < job.count {
+        let rows = i0..(i0 + rb).min(job.count);
+        let mut t0 = 0;
+        while t0 < job.tokens {
+            let tn = (job.tokens - t0).min(MAX_T);
+            // SAFETY: shapes were checked above; the ISA is the caller's promise.
+            unsafe { with_tile_shape!(tn, [8, 4, 2, 2], float_rows::<W, K>(job, out, t0, rows.clone())) };
+            t0 += tn;
+        }
+        i0 = rows.end;
+    }
+}
+
+/// Row tiles of `R` rows (then single rows) over output rows `rows`, for tokens
+/// `t0..t0 + T`.
+///
+/// # Safety
+/// `job` satisfies [`MatmulJob::check`] for `out`, `t0 + T <= tokens`,
+/// `rows.end <= count`, and the CPU supports `K`'s ISA.
+#[inline(always)]
+unsafe fn float_rows<W, K: FloatTile<W>, const R: usize, const T: usize>(
+    job: &MatmulJob<'_, W>,
+    out: &mut [f32],
+    t0: usize,
+    rows: Range<usize>,
+) {
+    let MatmulJob { w, cols, x, first, count, .. } = *job;
+    let mut xs = [core::ptr::null::<f32>(); T];
+    for t in 0..T {
+        xs[t] = x[(t0 + t) * cols..].as_ptr();
+    }
+    let mut i = rows.start;
+    while i < rows.end {
+        if i + R <= rows.end {
+            let mut ws = [core::ptr::null::<W>(); R];
+            for r in 0..R {
+                ws[r] = w[(first + i + r) * cols..].as_ptr();
+            }
+            // SAFETY: rows `first + i .. first + i + R` and tokens `t0 .. t0 + T` are inside
+            // the checked shapes, so every pointer is valid for `cols` elements.
+            let res = unsafe { K::tile::<R, T>(ws, xs, cols) };
+            for r in 0..R {
+                for t in 0..T {
+                    out[(t0 + t) * count + i + r] = res[r][t];
+                }
+            }
+            i += R;
+        } else {
+            // SAFETY: as above, for the single row `first + i`.
+            let res = unsafe { K::tile::<1, T>([w[(first + i) * cols..].as_ptr()], xs, cols) };
+            for t in 0..T {
+                out[(t0 + t) * count + i] = res[0][t];
+            }
+            i += 1;
+        }
+    }
+}
+
+/// The integer-path driver for block weights. Per group of up to [`SUPER_T`] tokens
+/// and per activation panel of [`PANEL`] columns, the activations are quantized once;
+/// then row blocks × token groups of up to [`MAX_T`] × row tiles sweep the panel. The
+/// first panel writes `out`, later ones add to it.
+///
+/// # Safety
+/// The CPU must support `K`'s ISA. Shapes are checked here.
+#[inline(always)]
+pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
+    job.check(QK, out.len());
+    let nb = job.cols / QK;
+    if nb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    // Uninitialised on purpose (zeroing 36 KiB per call is measurable on small matrices):
+    // only the parts written by `K::quantize` are read, through raw pointers.
+    let mut xq = MaybeUninit::<[[i8; PANEL]; SUPER_T]>::uninit();
+    let mut xd = MaybeUninit::<[[f32; PANEL / QK]; SUPER_T]>::uninit();
+    let (xq, xd) = (xq.as_mut_ptr().cast::<i8>(), xd.as_mut_ptr().cast::<f32>());
+    let mut s0 = 0;
+    while s0 < job.tokens {
+        let sn = (job.tokens - s0).min(SUPER_T);
+        let mut b0 = 0;
+        while b0 < nb {
+            let pb = (nb - b0).min(PANEL / QK);
+            for t in 0..sn {
+                let src = &job.x[(s0 + t) * job.cols + b0 * QK..][..pb * QK];
+                // SAFETY: `src` holds `32·pb` floats; token `t < SUPER_T` has `PANEL ≥ 32·pb`
+                // quants and `PANEL/32 ≥ pb` scales in the buffers.
+                unsafe { K::quantize(src.as_ptr(), xq.add(t * PANEL), xd.add(t * (PANEL / QK)), pb) };
+            }
+            let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
+            let mut i0 = 0;
+            while i0 < job.count {
+                let rows = i0..(i0 + rb).min(job.count);
+                let mut t = 0;
+                while t < sn {
+                    let tn = (sn - t).min(MAX_T);
+                    // SAFETY: the panel buffers hold tokens `t..t + tn < SUPER_T`, just written.
+                    let panel = unsafe {
+                        Panel { xq: xq.add(t * PANEL), xd: xd.add(t * (PANEL / QK)), t0: s0 + t, b0, pb, nb }
+                    };
+                    // SAFETY: shapes were checked above, the panel's tokens were just
+                    // written, and the ISA is the caller's promise.
+                    unsafe {
+                        with_tile_shape!(tn, [4, 4, 2, 2], quant_rows_int::<W, K>(job, out, &panel, rows.clone()))
+                    };
+                    t += tn;
+                }
+                i0 = rows.end;
+            }
+            b0 += pb;
+        }
+        s0 += sn;
+    }
+}
+
+/// One quantized activation panel: tokens `t0..`, blocks `b0..b0 + pb` of `nb` per row.
+/// Token `t0 + t`'s quants start at `xq + t·PANEL` and its scales at `xd + t·PANEL/32`.
+struct Panel {
+    xq: *const i8,
+    xd: *const f32,
+    t0: usize,
+    b0: usize,
+    pb: usize,
+    nb: usize,
+}
+
+/// # Safety
+/// As [`quant_matmul_int`]; `p` describes a quantized panel of `T` initialised tokens;
+/// `rows.end <= count`.
+#[inline(always)]
+unsafe fn quant_rows_int<W, K: QuantTile<W>, const R: usize, const T: usize>(
+    job: &MatmulJob<'_, W>,
+    out: &mut [f32],
+    p: &Panel,
+    rows: Range<usize>,
+) {
+    let (first, count) = (job.first, job.count);
+    let (mut xq, mut xd) = ([core::ptr::null::<i8>(); T], [core::ptr::null::<f32>(); T]);
+    for t in 0..T {
+        // SAFETY: `t < T` stays inside the panel's initialised tokens.
+        (xq[t], xd[t]) = unsafe { (p.xq.add(t * PANEL), p.xd.add(t * (PANEL / QK))) };
+    }
+    let mut store = |i: usize, t: usize, v: f32| {
+        let o = &mut out[(p.t0 + t) * count + i];
+        *o = if p.b0 == 0 { v } else { *o + v };
+    };
+    let mut i = rows.start;
+    while i < rows.end {
+        if i + R <= rows.end {
+            let mut ws = [core::ptr::null::<W>(); R];
+            for r in 0..R {
+                ws[r] = job.w[(first + i + r) * p.nb + p.b0..].as_ptr();
+            }
+            // SAFETY: each row pointer starts at block `b0` of a row inside the checked
+            // matrix, with `pb` blocks left in the row; the panel holds `pb` blocks per token.
+            let res = unsafe { K::int_tile::<R, T>(ws, xq, xd, p.pb) };
+            for r in 0..R {
+                for t in 0..T {
+                    store(i + r, t, res[r][t]);
+                }
+            }
+            i += R;
+        } else {
+            let ws = [job.w[(first + i) * p.nb + p.b0..].as_ptr()];
+            // SAFETY: as above, for the single row `first + i`.
+            let res = unsafe { K::int_tile::<1, T>(ws, xq, xd, p.pb) };
+            for t in 0..T {
+                store(i, t, res[0][t]);
+            }
+            i += 1;
+        }
+    }
+}
+
+/// The dequantize-path driver for block weights: row blocks, token groups of up to
+/// [`MAX_T`], row tiles over whole rows.
+///
+/// # Safety
+/// The CPU must support `K`'s ISA. Shapes are checked here.
+#[inline(always)]
+pub(crate) unsafe fn quant_matmul_deq<W, K: QuantTile<W>>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
+    job.check(QK, out.len());
+    let rb = row_block(job.count, job.cols / QK * core::mem::size_of::<W>(), job.tokens);
+    let mut i0 = 0;
+    while i0 < job.count {
+        let rows = i0..(i0 + rb).min(job.count);
+        let mut t0 = 0;
+        while t0 < job.tokens {
+            let tn = (job.tokens - t0).min(MAX_T);
+            // SAFETY: shapes were checked above; the ISA is the caller's promise.
+            unsafe { with_tile_shape!(tn, [4, 4, 2, 2], quant_rows_deq::<W, K>(job, out, t0, rows.clone())) };
+            t0 += tn;
+        }
+        i0 = rows.end;
+    }
+}
+
+/// # Safety
+/// As [`quant_matmul_deq`], with `t0 + T <= tokens` and `rows.end <= count`.
+#[inline(always)]
+unsafe fn quant_rows_deq<W, K: QuantTile<W>, const R: usize, const T: usize>(
+    job: &MatmulJob<'_, W>,
+    out: &mut [f32],
+    t0: usize,
+    rows: Range<usize>,
+) {
+    let MatmulJob { w, cols, x, first, count, .. } = *job;
+    let nb = cols / QK;
+    let mut xs = [core::ptr::null::<f32>(); T];
+    for t in 0..T {
+        xs[t] = x[(t0 + t) * cols..].as_ptr();
+    }
+    let mut i = rows.start;
+    while i < rows.end {
+        if i + R <= rows.end {
+            let mut ws = [core::ptr::null::<W>(); R];
+            for r in 0..R {
+                ws[r] = w[(first + i + r) * nb..].as_ptr();
+            }
+            // SAFETY: every row pointer has `nb` blocks and every token pointer `cols` floats.
+            let res = unsafe { K::deq_tile::<R, T>(ws, xs, nb) };
+            for r in 0..R {
+                for t in 0..T {
+                    out[(t0 + t) * count + i + r] = res[r][t];
+                }
+            }
+            i += R;
+        } else {
+            // SAFETY: as above, for the single row `first + i`.
+            let res = unsafe { K::deq_tile::<1, T>([w[(first + i) * nb..].as_ptr()], xs, nb) };
+            for t in 0..T {
+                out[(t0 + t) * count + i] = res[0][t];
+            }
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! `x86_64-avx2`: AVX2 + FMA + F16C kernels (Haswell and later, Zen and later).
+//!
+//! Every entry point is a safe `fn` stored in [`AVX2`]; that table is only handed out by
+//! `arch::simd_sets` when [`crate::CpuFeatures`] reports AVX2, FMA and F16C, which is the
+//! invariant every `// SAFETY:` comment on an entry point relies on.
+
+use core::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use super::{FloatTile, QuantTile, QuantizeActs, float_matmul, quant_matmul_deq, quant_matmul_int};
+use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
+use crate::{KernelSet, MatmulJob, QuantMatmul, QuantPath, math};
+
+/// The AVX2 kernel set.
+pub(crate) const AVX2: KernelSet = KernelSet {
+    name: "x86_64-avx2",
+    f32: matmul_f32,
+    f16: matmul_f16,
+    bf16: matmul_bf16,
+    // Measured (KERNELS.md): the integer path wins for both block types.
+    q8_0: QuantMatmul { integer: matmul_q8_0_int, dequantize: matmul_q8_0_deq, path: QuantPath::Integer },
+    q4_0: QuantMatmul { integer: matmul_q4_0_int, dequantize: matmul_q4_0_deq, path: QuantPath::Integer },
+    quantize_acts,
+    wkv7_head,
+    layer_norm: math::layer_norm,
+    group_norm: math::group_norm,
+};
+
+/// Marker type for the AVX2 micro-kernels.
+struct Avx2;
+
+/// A safe entry point `$name` for the `AVX2` table and its `#[target_feature]` body.
+macro_rules! entry {
+    ($name:ident, $body:ident, $w:ty, $driver:ident) => {
+        fn $name(job: &MatmulJob<'_, $w>, out: &mut [f32]) {
+            // SAFETY: only reachable through `AVX2`, which is handed out only when the CPU
+            // has AVX2, FMA and F16C (module docs).
+            unsafe { $body(job, out) }
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $body(job: &MatmulJob<'_, $w>, out: &mut [f32]) {
+            // SAFETY: the features `Avx2`'s tiles need are enabled on this function.
+            unsafe { $driver::<$w, Avx2>(job, out) }
+        }
+    };
+}
+
+entry!(matmul_f32, matmul_f32_avx2, f32, float_matmul);
+entry!(matmul_f16, matmul_f16_avx2, f16, float_matmul);
+entry!(matmul_bf16, matmul_bf16_avx2, bf16, float_matmul);
+entry!(matmul_q8_0_int, matmul_q8_0_int_avx2, BlockQ8_0, quant_matmul_int);
+entry!(matmul_q8_0_deq, matmul_q8_0_deq_avx2, BlockQ8_0, quant_matmul_deq);
+entry!(matmul_q4_0_int, matmul_q4_0_int_avx2, BlockQ4_0, quant_matmul_int);
+entry!(matmul_q4_0_deq, matmul_q4_0_deq_avx2, BlockQ4_0, quant_matmul_deq);
+
+fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+    assert!(x.len() == qs.len() && x.len() == d.len() * QK, "quantize_acts: shapes");
+    // SAFETY: shapes asserted above; the CPU has AVX2 (module docs).
+    unsafe { quantize_acts_avx2(x, qs, d) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_acts_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+    // SAFETY: `x`/`qs` hold `32·d.len()` elements (checked by the caller); AVX2 is enabled.
+    unsafe { Avx2::quantize(x.as_ptr(), qs.as_mut_ptr(), d.as_mut_ptr(), d.len()) }
+}
+
+/// `Σ` of the 8 lanes in a fixed order: `((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7))`.
+///
+/// # Safety
+/// AVX must be enabled in the caller.
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: AVX is enabled in the (inlining) caller.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// An f16 (little-endian bytes) widened to f32 with F16C (exact).
+///
+/// # Safety
+/// F16C must be enabled in the caller.
+#[inline(always)]
+unsafe fn f16_bytes_to_f32(d: [u8; 2]) -> f32 {
+    // SAFETY: F16C/SSE2 are enabled in the (inlining) caller.
+    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes(d) as i32))) }
+}
+
+/// Float weight types that load 8 elements as 8 f32 lanes.
+trait Load8: Copy {
+    /// # Safety
+    /// `p` valid for 8 elements; AVX2+F16C enabled in the caller.
+    unsafe fn load8(p: *const Self) -> __m256;
+    fn widen(self) -> f32;
+}
+
+impl Load8 for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable floats and AVX.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Load8 for f16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable halves (16 bytes) and F16C.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+impl Load8 for bf16 {
+    #[inline(always)]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable bf16 (16 bytes) and AVX2.
+        // bf16 → f32 is a 16-bit left shift of the bits (exact).
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast())))) }
+    }
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+impl<W: Load8> FloatTile<W> for Avx2 {
+    /// Per output: one 8-lane FMA accumulator over `c` in steps of 8, reduced by [`hsum`],
+    /// then the `cols % 8` tail added left to right (`s += w·x`).
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const T: usize>(w: [*const W; R], x: [*const f32; T], cols: usize) -> [[f32; T]; R] {
+        // SAFETY: the caller guarantees `cols` readable elements behind every pointer and
+        // the ISA; all loads below are at offsets `< cols`.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); T]; R];
+            let mut c = 0;
+            while c + 8 <= cols {
+                let mut xv = [_mm256_setzero_ps(); T];
+                for t in 0..T {
+                    xv[t] = _mm256_loadu_ps(x[t].add(c));
+                }
+                for r in 0..R {
+                    let wv = W::load8(w[r].add(c));
+                    for t in 0..T {
+                        acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+                    }
+                }
+                c += 8;
+            }
+            let mut res = [[0.0f32; T]; R];
+            for r in 0..R {
+                for t in 0..T {
+                    let mut s = hsum(acc[r][t]);
+                    for cc in c..cols {
+                        s += (*w[r].add(cc)).widen() * *x[t].add(cc);
+                    }
+                    res[r][t] = s;
+                }
+            }
+            res
+        }
+    }
+}
+
+/// Block types as seen by the AVX2 quant tiles.
+trait QBlock {
+    /// The 32 signed codes in element order (Q8_0: `qs`; Q4_0: `nibble − 8`).
+    ///
+    /// # Safety
+    /// `p` valid for one block; AVX2 enabled in the caller.
+    unsafe fn codes(p: *const Self) -> __m256i;
+    /// Codes `8k..8k + 8` widened to i32.
+    ///
+    /// # Safety
+    /// As [`QBlock::codes`], `k < 4`.
+    unsafe fn codes8(p: *const Self, k: usize) -> __m256i;
+    /// The scale as f32.
+    ///
+    /// # Safety
+    /// `p` valid for one block; F16C enabled in the caller.
+    unsafe fn scale(p: *const Self) -> f32;
+}
+
+impl QBlock for BlockQ8_0 {
+    #[inline(always)]
+    unsafe fn codes(p: *const Self) -> __m256i {
+        // SAFETY: `qs` is 32 readable bytes inside the block; unaligned load.
+        unsafe { _mm256_loadu_si256(core::ptr::addr_of!((*p).qs).cast()) }
+    }
+    #[inline(always)]
+    unsafe fn codes8(p: *const Self, k: usize) -> __m256i {
+        // SAFETY: bytes `8k..8k + 8` of `qs` are inside the block for `k < 4`.
+        unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(core::ptr::addr_of!((*p).qs).cast::<i8>().add(8 * k).cast())) }
+    }
+    #[inline(always)]
+    unsafe fn scale(p: *const Self) -> f32 {
+        // SAFETY: `p` points at a readable block; F16C is enabled in the caller.
+        unsafe { f16_bytes_to_f32((*p).d) }
+    }
+}
+
+impl QBlock for BlockQ4_0 {
+    #[inline(always)]
+    unsafe fn codes(p: *const Self) -> __m256i {
+        // SAFETY: `qs` is 16 readable bytes inside the block; unaligned load.
+        unsafe {
+            let q = _mm_loadu_si128(core::ptr::addr_of!((*p).qs).cast());
+            let m = _mm_set1_epi8(0x0F);
+            let lo = _mm_and_si128(q, m); // elements 0..16
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m); // elements 16..32
+            _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8))
+        }
+    }
+    #[inline(always)]
+    unsafe fn codes8(p: *const Self, k: usize) -> __m256i {
+        // SAFETY: bytes `8(k%2)..8(k%2) + 8` of `qs` are inside the block.
+        unsafe {
+            let q = _mm_loadl_epi64(core::ptr::addr_of!((*p).qs).cast::<u8>().add(8 * (k % 2)).cast());
+            let q = if k < 2 { q } else { _mm_srli_epi16::<4>(q) };
+            let q = _mm_sub_epi8(_mm_and_si128(q, _mm_set1_epi8(0x0F)), _mm_set1_epi8(8));
+            _mm256_cvtepi8_epi32(q)
+        }
+    }
+    #[inline(always)]
+    unsafe fn scale(p: *const Self) -> f32 {
+        // SAFETY: `p` points at a readable block; F16C is enabled in the caller.
+        unsafe { f16_bytes_to_f32((*p).d) }
+    }
+}
+
+impl<W: QBlock> QuantTile<W> for Avx2 {
+    /// Per block and output: `|w|` (unsigned) × `x·sign(w)` with `maddubs` (pairs, no
+    /// saturation because `|x| ≤ 127`: `2·128·127 < 2¹⁵`), `madd` with ones → 8 i32 lanes,
+    /// converted to f32 and accumulated with one FMA by `d_w·d_x`; [`hsum`] at the end.
+    #[inline(always)]
+    unsafe fn int_tile<const R: usize, const T: usize>(
+        w: [*const W; R],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R] {
+        // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
+        // quants and `nb` scales behind every activation pointer, and the ISA.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [[_mm256_setzero_ps(); T]; R];
+            for b in 0..nb {
+                let mut xv = [_mm256_setzero_si256(); T];
+                for t in 0..T {
+                    xv[t] = _mm256_loadu_si256(xq[t].add(b * QK).cast());
+                }
+                for r in 0..R {
+                    let blk = w[r].add(b);
+                    let wv = W::codes(blk);
+                    let wabs = _mm256_sign_epi8(wv, wv);
+                    let dw = W::scale(blk);
+                    for t in 0..T {
+                        let xs = _mm256_sign_epi8(xv[t], wv);
+                        let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones);
+                        let scale = _mm256_set1_ps(dw * *xd[t].add(b));
+                        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
+                    }
+                }
+            }
+            let mut res = [[0.0f32; T]; R];
+            for r in 0..R {
+                for t in 0..T {
+                    res[r][t] = hsum(acc[r][t]);
+                }
+            }
+            res
+        }
+    }
+
+    /// Per block, 4 chunks of 8: `w = f32(code)·d` (the dequantized value, rounded as in
+    /// the scalar spec), then one FMA per chunk into the output's 8-lane accumulator.
+    #[inline(always)]
+    unsafe fn deq_tile<const R: usize, const T: usize>(
+        w: [*const W; R],
+        x: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R] {
+        // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
+        // floats behind every activation pointer, and the ISA.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); T]; R];
+            for b in 0..nb {
+                let mut dw = [_mm256_setzero_ps(); R];
+                for r in 0..R {
+                    dw[r] = _mm256_set1_ps(W::scale(w[r].add(b)));
+                }
+                for k in 0..4 {
+                    for r in 0..R {
+                        let wf = _mm256_mul_ps(_mm256_cvtepi32_ps(W::codes8(w[r].add(b), k)), dw[r]);
+                        for t in 0..T {
+                            let xv = _mm256_loadu_ps(x[t].add(b * QK + 8 * k));
+                            acc[r][t] = _mm256_fmadd_ps(wf, xv, acc[r][t]);
+                        }
+                    }
+                }
+            }
+            let mut res = [[0.0f32; T]; R];
+            for r in 0..R {
+                for t in 0..T {
+                    res[r][t] = hsum(acc[r][t]);
+                }
+            }
+            res
+        }
+    }
+}
+
+/// `round(v)` with ties away from zero, exactly (`roundf`): `t = trunc(v)`, and `t ± 1`
+/// when `|v − t| ≥ 0.5` (`v − t` is exact).
+///
+/// # Safety
+/// AVX must be enabled in the caller.
+#[inline(always)]
+unsafe fn round_half_away(v: __m256) -> __m256 {
+    // SAFETY: AVX is enabled in the (inlining) caller.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+        let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+        let away = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
+        let step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0));
+        _mm256_add_ps(t, _mm256_and_ps(away, step))
+    }
+}
+
+impl QuantizeActs for Avx2 {
+    #[inline(always)]
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+        // SAFETY: the caller guarantees `32·nb` floats/quants and `nb` scales, and AVX2.
+        unsafe {
+            let sign = _mm256_set1_ps(-0.0);
+            let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            for b in 0..nb {
+                let p = x.add(b * QK);
+                let v = [
+                    _mm256_loadu_ps(p),
+                    _mm256_loadu_ps(p.add(8)),
+                    _mm256_loadu_ps(p.add(16)),
+                    _mm256_loadu_ps(p.add(24)),
+                ];
+                let m01 = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
+                let m23 = _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]));
+                let m = _mm256_max_ps(m01, m23);
+                let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+                let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+                let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+                let scale = amax / 127.0;
+                let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+                *d.add(b) = scale;
+                let idv = _mm256_set1_ps(id);
+                let mut q = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+                }
+                let q01 = _mm256_packs_epi32(q[0], q[1]);
+                let q23 = _mm256_packs_epi32(q[2], q[3]);
+                let packed = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23), order);
+                _mm256_storeu_si256(qs.add(b * QK).cast(), packed);
+            }
+        }
+    }
+}
+
+/// The WKV-7 head step of [`math::wkv7_head`] with 8-lane vectors. The state update
+/// `S·decay + sa·(kk·a) + v·k` uses the specification's operations (mul, mul, add, add; no
+/// FMA contraction), so it differs from scalar only through `sa`; the two dot products
+/// (`sa` and `y`) are 8-lane FMA sums reduced by [`hsum`]. Falls back to the scalar
+/// specification unless `N` is a multiple of 8 and at most 256.
+#[allow(clippy::too_many_arguments)]
+fn wkv7_head(state: &mut [f32], r: &[f32], decay: &[f32], k: &[f32], v: &[f32], kk: &[f32], a: &[f32], y: &mut [f32]) {
+    let n = r.len();
+    if !n.is_multiple_of(8) || n > 256 {
+        return math::wkv7_head(state, r, decay, k, v, kk, a, y);
+    }
+    assert!(state.len() == n * n && [decay, k, v, kk, a].iter().all(|s| s.len() == n) && y.len() == n, "wkv7: shapes");
+    // SAFETY: shapes asserted above; the CPU has AVX2 and FMA (module docs).
+    unsafe { wkv7_head_avx2(state, r, decay, k, v, kk, a, y) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wkv7_head_avx2(
+    state: &mut [f32],
+    r: &[f32],
+    decay: &[f32],
+    k: &[f32],
+    v: &[f32],
+    kk: &[f32],
+    a: &[f32],
+    y: &mut [f32],
+) {
+    let n = r.len();
+    let mut kka = [0.0f32; 256];
+    for j in 0..n {
+        kka[j] = kk[j] * a[j];
+    }
+    // SAFETY: every vector holds `n` floats and the state `n·n` (asserted by the caller);
+    // all offsets below are `< n` within a row; AVX2 and FMA are enabled.
+    unsafe {
+        for i in 0..n {
+            let row = state.as_mut_ptr().add(i * n);
+            let mut sacc = _mm256_setzero_ps();
+            for j in (0..n).step_by(8) {
+                sacc = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(j)), _mm256_loadu_ps(kk.as_ptr().add(j)), sacc);
+            }
+            let sa = _mm256_set1_ps(-hsum(sacc));
+            let vi = _mm256_set1_ps(v[i]);
+            let mut yacc = _mm256_setzero_ps();
+            for j in (0..n).step_by(8) {
+                let decayed = _mm256_mul_ps(_mm256_loadu_ps(row.add(j)), _mm256_loadu_ps(decay.as_ptr().add(j)));
+                let removed = _mm256_mul_ps(sa, _mm256_loadu_ps(kka.as_ptr().add(j)));
+                let added = _mm256_mul_ps(vi, _mm256_loadu_ps(k.as_ptr().add(j)));
+                let s = _mm256_add_ps(_mm256_add_ps(decayed, removed), added);
+                _mm256_storeu_ps(row.add(j), s);
+                yacc = _mm256_fmadd_ps(s, _mm256_loadu_ps(r.as_ptr().add(j)), yacc);
+            }
+            y[i] = hsum(yacc);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine, and nothing that is
+# already there: the pinned Rust toolchain (rust-toolchain.toml), the no_std target,
+# qemu-user (qemu-x86_64 runs the suite on a CPU without AVX2, qemu-aarch64 runs the
+# kernels on emulated Arm CPUs), and the aarch64 cross linker and libc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v qemu-x86_64 >/dev/null || need_apt+=(qemu-user)
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+# libc6-dev-arm64-cross is only a Recommends of the cross gcc: name it, or linking fails.
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+[ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || need_apt+=(libc6-dev-arm64-cross)
+if ((${#need_apt[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  $sudo_cmd apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+# rustup reads rust-toolchain.toml and installs the pinned toolchain on first use.
+rustup show active-toolchain >/dev/null
+installed=$(rustup target list --installed)
+for target in thumbv7em-none-eabihf aarch64-unknown-linux-gnu; do
+  grep -qx "$target" <<<"$installed" || rustup target add "$target"
+done
