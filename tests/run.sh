@@ -28,6 +28,33 @@ CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Westmere" \
 step "kernels on aarch64 under qemu -cpu max (NEON and NEON+SDOT sets)"
 cargo test -p rwkv7-kernels --features std --target aarch64-unknown-linux-gnu --locked
 
+# The end-to-end tests (golden fixtures via CARGO_MANIFEST_DIR, which the qemu-run test
+# binaries read from the host tree) under emulation, 20-35x slower than native. Each
+# qemu run gives the golden tests only the set no other step covers: scalar runs
+# natively and under Westmere above, NEON+SDOT under -cpu max, plain NEON under
+# cortex-a72 (RWKV7_E2E_KERNELS fails the run if the named set is not detected).
+step "core and end-to-end tests on aarch64 under qemu -cpu max (golden tests on the NEON+SDOT set)"
+RWKV7_E2E_KERNELS=aarch64-neon-dotprod \
+  cargo test -p rwkv7-core -p rwkv7-e2e --target aarch64-unknown-linux-gnu --locked
+
 step "kernels on aarch64 under qemu -cpu cortex-a72 (no dotprod: plain NEON set)"
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72" \
   cargo test -p rwkv7-kernels --features std --target aarch64-unknown-linux-gnu --locked
+
+step "core and end-to-end tests on aarch64 under qemu -cpu cortex-a72 (golden tests on the plain NEON set)"
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72" \
+  RWKV7_E2E_KERNELS=aarch64-neon \
+  cargo test -p rwkv7-core -p rwkv7-e2e --target aarch64-unknown-linux-gnu --locked
+
+# No NDK can be had here, so no Android .so: check and build the static library instead
+# (the cdylib's link needs the NDK's crt and libs; targets/android/README.md).
+step "Android JNI crate: cargo check for aarch64/armv7/x86_64-linux-android"
+cargo check -p rwkv7-android --target aarch64-linux-android --target armv7-linux-androideabi \
+  --target x86_64-linux-android --locked
+for target in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android; do
+  step "Android JNI crate: staticlib for $target"
+  cargo rustc -p rwkv7-android --lib --crate-type staticlib --target "$target" --locked
+done
+
+step "Android JNI layer on the host JVM with -Xcheck:jni (Java; Kotlin when kotlinc can be had)"
+targets/android/test-host.sh

@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh Debian machine, and nothing that is
 # already there: the pinned Rust toolchain (rust-toolchain.toml), the no_std target,
 # qemu-user (qemu-x86_64 runs the suite on a CPU without AVX2, qemu-aarch64 runs the
-# kernels on emulated Arm CPUs), and the aarch64 cross linker and libc.
+# kernels, the core and the end-to-end tests on emulated Arm CPUs), and the aarch64
+# cross linker and libc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 # libc6-dev-arm64-cross is only a Recommends of the cross gcc: name it, or linking fails.
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 [ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || need_apt+=(libc6-dev-arm64-cross)
+# The Android JNI layer's host tests (targets/android/test-host.sh) compile Java with javac 17.
+command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 if ((${#need_apt[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   sudo_cmd=""
@@ -24,5 +27,10 @@ fi
 rustup show active-toolchain >/dev/null
 installed=$(rustup target list --installed)
 for target in thumbv7em-none-eabihf aarch64-unknown-linux-gnu; do
+  grep -qx "$target" <<<"$installed" || rustup target add "$target"
+done
+# Android: cargo check and a staticlib build only; without an NDK a cdylib cannot link
+# (targets/android/README.md).
+for target in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done

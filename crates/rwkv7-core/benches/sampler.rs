@@ -4,9 +4,13 @@
 //! cargo bench -p rwkv7-core --bench sampler
 //! ```
 //!
-//! The logits are a fixed pseudo-random vector (sum of four uniforms, std ≈ 3, so a few hundred
-//! tokens carry most of the mass, as in a real model). Each iteration copies the logits into the
-//! working buffer first (`copy_only` measures that part alone).
+//! Three fixed pseudo-random logit vectors:
+//! - `peaked`: noise (std ≈ 1.7) plus 200 "head" tokens at `18 − 2·ln(rank + 1)`: the top token
+//!   has p ≈ 0.55 and the 0.85 nucleus a handful of tokens, as with a real model;
+//! - `broad`: the noise alone: the 0.85 nucleus holds about 40% of the vocabulary;
+//! - `flat`: noise of std ≈ 0.17: almost uniform, the worst case for sorting.
+//!
+//! Each iteration first copies the logits into the working buffer (`copy_only` is that part).
 
 use std::hint::black_box;
 
@@ -15,7 +19,7 @@ use rwkv7_core::sampler::{OccEntry, Pcg64, Sampler, SamplerParams, sample_logits
 
 const V: usize = 65536;
 
-fn logits(scale: f32) -> Vec<f32> {
+fn noise(scale: f32) -> Vec<f32> {
     let mut rng = Pcg64::seed_from_u64(7);
     (0..V)
         .map(|_| {
@@ -25,26 +29,36 @@ fn logits(scale: f32) -> Vec<f32> {
         .collect()
 }
 
+fn peaked() -> Vec<f32> {
+    let mut l = noise(1.0);
+    for rank in 0..200usize {
+        l[(rank * 7919 + 13) % V] = 18.0 - 2.0 * ((rank + 1) as f32).ln();
+    }
+    l
+}
+
 fn bench(c: &mut Criterion) {
-    let base = logits(1.0);
-    let flat = logits(0.1);
+    let (peaked, broad, flat) = (peaked(), noise(1.0), noise(0.1));
     let mut buf = vec![0.0f32; V];
     let mut scratch = vec![0u32; V];
     let mut g = c.benchmark_group("sampler_65536");
-    g.bench_function("copy_only", |b| b.iter(|| buf.copy_from_slice(black_box(&base))));
+    g.bench_function("copy_only", |b| b.iter(|| buf.copy_from_slice(black_box(&peaked))));
     g.bench_function("softmax_only", |b| {
         b.iter(|| {
-            buf.copy_from_slice(black_box(&base));
+            buf.copy_from_slice(black_box(&peaked));
             softmax_in_place(&mut buf).unwrap()
         })
     });
-    let cases: [(&str, &[f32], f64, f64, usize); 6] = [
-        ("default_T1_p0.85", &base, 1.0, 0.85, 0),
-        ("greedy_T0", &base, 0.0, 0.85, 0),
-        ("T0.7_p0.3_k40", &base, 0.7, 0.3, 40),
-        ("T1_p1.0_worst", &base, 1.0, 1.0, 0),
+    let cases: [(&str, &[f32], f64, f64, usize); 9] = [
+        ("peaked_T1_p0.85", &peaked, 1.0, 0.85, 0),
+        ("peaked_greedy_T0", &peaked, 0.0, 0.85, 0),
+        ("peaked_T0.7_p0.3_k40", &peaked, 0.7, 0.3, 40),
+        ("peaked_T1_p1.0", &peaked, 1.0, 1.0, 0),
+        ("broad_T1_p0.85", &broad, 1.0, 0.85, 0),
+        ("broad_T1_p1.0", &broad, 1.0, 1.0, 0),
         ("flat_T1_p0.85", &flat, 1.0, 0.85, 0),
         ("flat_T1.3_p1.0", &flat, 1.3, 1.0, 0),
+        ("flat_T1_p0.3_k20", &flat, 1.0, 0.3, 20),
     ];
     for (name, l, t, p, k) in cases {
         g.bench_function(name, |b| {
@@ -54,15 +68,15 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
-    // A generate step with 256 tracked occurrences, bans and stops.
+    // A full generate step (bans, 256 tracked occurrences, RNG draw) with default parameters.
     let mut occ = vec![OccEntry::default(); 1024];
     let mut s = Sampler::new(SamplerParams::default(), &mut occ, Pcg64::seed_from_u64(1)).with_bans(&[0]);
     for t in 0..256u32 {
         s.accept(t * 97 % V as u32, 1.0);
     }
-    g.bench_function("generate_step_256_occurrences", |b| {
+    g.bench_function("peaked_generate_step_256_occurrences", |b| {
         b.iter(|| {
-            buf.copy_from_slice(black_box(&base));
+            buf.copy_from_slice(black_box(&peaked));
             s.sample(&mut buf, &mut scratch).unwrap()
         })
     });

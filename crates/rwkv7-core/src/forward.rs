@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use rwkv7_kernels::{KernelSet, math};
+use rwkv7_kernels::KernelSet;
 
 use crate::model::{GROUP_NORM_EPS, LayerTensors, Model};
 use crate::state::State;
@@ -206,7 +206,7 @@ fn forward_chunk(
     let (ln0_w, ln0_b) = (model.vector(g.ln0_w), model.vector(g.ln0_b));
     for (i, &tok) in tokens.iter().enumerate() {
         emb.row_to_f32(tok as usize, &mut b.xn[i * c..(i + 1) * c]);
-        math::layer_norm(&b.xn[i * c..(i + 1) * c], ln0_w, ln0_b, hp.ln_eps, &mut b.x[i * c..(i + 1) * c]);
+        kernels.layer_norm(&b.xn[i * c..(i + 1) * c], ln0_w, ln0_b, hp.ln_eps, &mut b.x[i * c..(i + 1) * c]);
     }
 
     for (l, layer) in model.layers().iter().enumerate() {
@@ -222,18 +222,27 @@ fn forward_chunk(
     let (w, bias) = (model.vector(g.ln_out_w), model.vector(g.ln_out_b));
     for i in first..t {
         let dst = (i - first) * c;
-        math::layer_norm(&b.x[i * c..(i + 1) * c], w, bias, hp.ln_eps, &mut b.xn[dst..dst + c]);
+        kernels.layer_norm(&b.x[i * c..(i + 1) * c], w, bias, hp.ln_eps, &mut b.xn[dst..dst + c]);
     }
     kernels.matmul(&model.matrix(g.head), &b.xn[..rows * c], logits, rows);
 }
 
 /// Row-wise LayerNorm of `x` into `out`, then the token shift:
 /// `sx[t] = out[t-1] - out[t]`, with `out[-1]` taken from (and the last row stored to) `x_prev`.
-fn norm_and_shift(x: &[f32], w: &[f32], bias: &[f32], eps: f32, out: &mut [f32], sx: &mut [f32], x_prev: &mut [f32]) {
+fn norm_and_shift(
+    kernels: &KernelSet,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    eps: f32,
+    out: &mut [f32],
+    sx: &mut [f32],
+    x_prev: &mut [f32],
+) {
     let c = x_prev.len();
     let t = x.len() / c;
     for i in 0..t {
-        math::layer_norm(&x[i * c..(i + 1) * c], w, bias, eps, &mut out[i * c..(i + 1) * c]);
+        kernels.layer_norm(&x[i * c..(i + 1) * c], w, bias, eps, &mut out[i * c..(i + 1) * c]);
     }
     for i in 0..t {
         for j in 0..c {
@@ -244,21 +253,14 @@ fn norm_and_shift(x: &[f32], w: &[f32], bias: &[f32], eps: f32, out: &mut [f32],
     x_prev.copy_from_slice(&out[(t - 1) * c..t * c]);
 }
 
-/// `mixed[t] = xn[t] + sx[t] · mix` (the token-shift lerp) for every row.
-fn lerp(xn: &[f32], sx: &[f32], mix: &[f32], mixed: &mut [f32]) {
-    let c = mix.len();
-    for (i, m) in mixed.iter_mut().enumerate() {
-        *m = xn[i] + sx[i] * mix[i % c];
-    }
-}
-
 /// A LoRA: `out[t] = up · act(down · x[t])` (+ `bias` if given), with `hidden` as
-/// `[T, D]` scratch. `down` is `[D, C]`, `up` is `[C, D]`.
+/// `[T, D]` scratch. `down` is `[D, C]`, `up` is `[C, D]`. `act` is an in-place kernel
+/// (`KernelSet::tanh`, `KernelSet::sigmoid`) or [`identity`].
 fn lora(
     kernels: &KernelSet,
     down: &rwkv7_kernels::Matrix<'_>,
     up: &rwkv7_kernels::Matrix<'_>,
-    act: fn(f32) -> f32,
+    act: fn(&KernelSet, &mut [f32]),
     x: &[f32],
     hidden: &mut [f32],
     out: &mut [f32],
@@ -266,13 +268,11 @@ fn lora(
 ) {
     let hidden = &mut hidden[..t * down.rows()];
     kernels.matmul(down, x, hidden, t);
-    hidden.iter_mut().for_each(|h| *h = act(*h));
+    act(kernels, hidden);
     kernels.matmul(up, hidden, out, t);
 }
 
-fn identity(x: f32) -> f32 {
-    x
-}
+fn identity(_: &KernelSet, _: &mut [f32]) {}
 
 /// TimeMix (the attention replacement) of one layer; adds its output to `b.x`.
 fn time_mix(
@@ -289,66 +289,45 @@ fn time_mix(
     let hp = model.hparams();
     let vec = |r| model.vector(r);
     let mat = |r| model.matrix(r);
-    norm_and_shift(b.x, vec(layer.ln1_w), vec(layer.ln1_b), hp.ln_eps, b.xn, b.sx, x_prev);
+    norm_and_shift(kernels, b.x, vec(layer.ln1_w), vec(layer.ln1_b), hp.ln_eps, b.xn, b.sx, x_prev);
     let [x_r, x_w, x_k, x_v, x_a, x_g] = layer.mix.map(vec);
 
     // r = W_r · xr
-    lerp(b.xn, b.sx, x_r, b.mixed);
+    kernels.lerp(b.xn, b.sx, x_r, b.mixed);
     kernels.matmul(&mat(layer.receptance), b.mixed, b.r, t);
 
     // decay = exp(-0.606531 · σ(w0 + w2 · tanh(w1 · xw)))
-    lerp(b.xn, b.sx, x_w, b.mixed);
-    lora(kernels, &mat(layer.w1), &mat(layer.w2), math::tanh, b.mixed, b.lora, b.decay, t);
-    let w0 = vec(layer.w0);
-    for (i, d) in b.decay.iter_mut().enumerate() {
-        *d = math::exp(-DECAY_SCALE * math::sigmoid(w0[i % c] + *d));
-    }
+    kernels.lerp(b.xn, b.sx, x_w, b.mixed);
+    lora(kernels, &mat(layer.w1), &mat(layer.w2), KernelSet::tanh, b.mixed, b.lora, b.decay, t);
+    kernels.time_decay(vec(layer.w0), DECAY_SCALE, b.decay);
 
     // k = W_k · xk
-    lerp(b.xn, b.sx, x_k, b.mixed);
+    kernels.lerp(b.xn, b.sx, x_k, b.mixed);
     kernels.matmul(&mat(layer.key), b.mixed, b.k, t);
 
     // v = W_v · xv; layer 0 keeps it as v_first, later layers mix towards v_first by
     // σ(v0 + v2 · (v1 · xv)).
-    lerp(b.xn, b.sx, x_v, b.mixed);
+    kernels.lerp(b.xn, b.sx, x_v, b.mixed);
     kernels.matmul(&mat(layer.value), b.mixed, b.v, t);
     if l == 0 {
         b.v_first.copy_from_slice(b.v);
     } else {
         lora(kernels, &mat(layer.v1), &mat(layer.v2), identity, b.mixed, b.lora, b.out, t);
-        let v0 = vec(layer.v0);
-        for i in 0..t * c {
-            let gate = math::sigmoid(v0[i % c] + b.out[i]);
-            b.v[i] += (b.v_first[i] - b.v[i]) * gate;
-        }
+        kernels.value_residual(b.v, b.v_first, vec(layer.v0), b.out);
     }
 
     // a = σ(a0 + a2 · (a1 · xa))
-    lerp(b.xn, b.sx, x_a, b.mixed);
+    kernels.lerp(b.xn, b.sx, x_a, b.mixed);
     lora(kernels, &mat(layer.a1), &mat(layer.a2), identity, b.mixed, b.lora, b.a, t);
-    let a0 = vec(layer.a0);
-    for (i, a) in b.a.iter_mut().enumerate() {
-        *a = math::sigmoid(a0[i % c] + *a);
-    }
+    kernels.bias_sigmoid(vec(layer.a0), b.a);
 
     // g = g2 · σ(g1 · xg)
-    lerp(b.xn, b.sx, x_g, b.mixed);
-    lora(kernels, &mat(layer.g1), &mat(layer.g2), math::sigmoid, b.mixed, b.lora, b.g, t);
+    kernels.lerp(b.xn, b.sx, x_g, b.mixed);
+    lora(kernels, &mat(layer.g1), &mat(layer.g2), KernelSet::sigmoid, b.mixed, b.lora, b.g, t);
 
     // kk = L2-normalise_per_head(k · k_k); then k ← k · (1 + (a - 1) · k_a).
-    let (k_k, k_a) = (vec(layer.k_k), vec(layer.k_a));
     let n = hp.head_size;
-    for i in 0..t * c {
-        b.kk[i] = b.k[i] * k_k[i % c];
-    }
-    for head in b.kk.chunks_mut(n) {
-        let norm = math::sqrt(head.iter().map(|v| v * v).sum::<f32>());
-        let inv = 1.0 / norm.max(L2_NORM_EPS);
-        head.iter_mut().for_each(|v| *v *= inv);
-    }
-    for i in 0..t * c {
-        b.k[i] *= 1.0 + (b.a[i] - 1.0) * k_a[i % c];
-    }
+    kernels.key_prep(b.k, b.kk, b.a, vec(layer.k_k), vec(layer.k_a), n, L2_NORM_EPS);
 
     // The WKV recurrence, sequential over tokens; y goes into `b.out`.
     for i in 0..t {
@@ -372,7 +351,7 @@ fn time_mix(
     let (ln_w, ln_b, r_k) = (vec(layer.ln_x_w), vec(layer.ln_x_b), vec(layer.r_k));
     for i in 0..t {
         let row = i * c;
-        math::group_norm(&mut b.out[row..row + c], ln_w, ln_b, n, GROUP_NORM_EPS);
+        kernels.group_norm(&mut b.out[row..row + c], ln_w, ln_b, n, GROUP_NORM_EPS);
         for h in 0..hp.n_head {
             let s = row + h * n;
             let bonus: f32 = (0..n).map(|j| b.r[s + j] * b.k[s + j] * r_k[h * n + j]).sum();
@@ -398,13 +377,10 @@ fn channel_mix(
     t: usize,
 ) {
     let eps = model.hparams().ln_eps;
-    norm_and_shift(b.x, model.vector(layer.ln2_w), model.vector(layer.ln2_b), eps, b.xn, b.sx, x_prev);
-    lerp(b.xn, b.sx, model.vector(layer.ffn_x_k), b.mixed);
+    norm_and_shift(kernels, b.x, model.vector(layer.ln2_w), model.vector(layer.ln2_b), eps, b.xn, b.sx, x_prev);
+    kernels.lerp(b.xn, b.sx, model.vector(layer.ffn_x_k), b.mixed);
     kernels.matmul(&model.matrix(layer.ffn_key), b.mixed, b.ffn, t);
-    b.ffn.iter_mut().for_each(|h| {
-        let r = h.max(0.0);
-        *h = r * r;
-    });
+    kernels.relu_squared(b.ffn);
     kernels.matmul(&model.matrix(layer.ffn_value), b.ffn, b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
 }

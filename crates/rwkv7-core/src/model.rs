@@ -8,7 +8,7 @@
 use core::fmt;
 
 use half::{bf16, f16};
-use rwkv7_kernels::{Matrix, MatrixData};
+use rwkv7_kernels::{BlockQ4_0, BlockQ8_0, Matrix, MatrixData};
 
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 
@@ -132,6 +132,16 @@ pub enum ModelError<'a> {
     },
     /// A tensor's data is not aligned in memory for its element type.
     Misaligned(TensorName),
+    /// A block-quantized matrix whose rows do not hold whole blocks, or whose data is
+    /// not the size its shape and type need.
+    BadBlocks {
+        /// Which tensor.
+        tensor: TensorName,
+        /// Its type.
+        found: GgmlType,
+        /// Elements per row.
+        cols: u64,
+    },
 }
 
 impl fmt::Display for ModelError<'_> {
@@ -154,6 +164,13 @@ impl fmt::Display for ModelError<'_> {
                 write!(f, "tensor `{tensor}` has type {}, which is not supported for it", found.name())
             }
             ModelError::Misaligned(t) => write!(f, "tensor `{t}` data is not aligned in memory"),
+            ModelError::BadBlocks { tensor, found, cols } => write!(
+                f,
+                "tensor `{tensor}` is {} with {cols} elements per row: rows must hold whole blocks of {} and the data must be {} bytes per block",
+                found.name(),
+                found.block_len(),
+                found.block_bytes()
+            ),
         }
     }
 }
@@ -328,6 +345,16 @@ fn find<'a>(gguf: &Gguf<'a>, name: TensorName) -> Option<TensorInfo<'a>> {
     gguf.tensors().find(|t| name.matches(t.name))
 }
 
+/// Tensors stored as ggml Q8_0 / Q4_0 blocks are accepted for the big projections, the
+/// FFN, the embedding, the head and the a/v/g LoRA matrices: every matrix llama.cpp
+/// writes in a quantized type (`llama-quantize`, or the converter's `--outtype q8_0`,
+/// docs/FORMAT.md §3.2). The decay LoRA `w1`/`w2` is always float (llama.cpp forces it
+/// to F32: the decay is exponentiated and compounds over the whole context), and the
+/// vectors, including the fused token-shift mixes, are always F32.
+fn may_be_quantized(name: TensorName) -> bool {
+    !matches!(name.suffix, "time_mix_w1.weight" | "time_mix_w2.weight")
+}
+
 /// Checks type, shape and alignment of a tensor used as a `rows × cols` matrix
 /// (ne `[cols, rows]`) or, with `rows == 1`, as an f32 vector of `cols` elements.
 fn resolve(
@@ -345,23 +372,39 @@ fn resolve(
     if !shape_ok {
         return Err(ModelError::WrongShape { tensor: name, expected: [cols as u64, rows as u64], found: ne });
     }
+    let ty = info.ggml_type;
     let allowed = if is_vector {
-        matches!(info.ggml_type, GgmlType::F32)
+        matches!(ty, GgmlType::F32)
     } else {
-        matches!(info.ggml_type, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+        matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+            || (matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0) && may_be_quantized(name))
     };
     if !allowed {
-        return Err(ModelError::WrongType { tensor: name, found: info.ggml_type });
+        return Err(ModelError::WrongType { tensor: name, found: ty });
     }
-    let align = match info.ggml_type {
-        GgmlType::F32 => 4,
-        _ => 2,
-    };
-    if !(info.data.as_ptr() as usize).is_multiple_of(align) {
+    // Rows of a block type hold whole blocks, and the data is exactly the blocks
+    // (the GGUF reader checks both too; a table is also checked on its own).
+    let block = ty.block_len() as usize;
+    let whole_rows = cols.is_multiple_of(block);
+    let expected_bytes = (rows as u64 * cols as u64 / block as u64).saturating_mul(ty.block_bytes());
+    if !whole_rows || info.data.len() as u64 != expected_bytes {
+        return Err(ModelError::BadBlocks { tensor: name, found: ty, cols: cols as u64 });
+    }
+    if !(info.data.as_ptr() as usize).is_multiple_of(type_align(ty)) {
         return Err(ModelError::Misaligned(name));
     }
     let offset = usize::try_from(info.offset).map_err(|_| ModelError::Misaligned(name))?;
-    Ok(TensorRef { offset, ggml_type: info.ggml_type, rows, cols })
+    Ok(TensorRef { offset, ggml_type: ty, rows, cols })
+}
+
+/// The memory alignment a tensor type's data needs: 4 for f32, 2 for the 16-bit floats,
+/// 1 for the block types (their f16 scale is stored as bytes, see `rwkv7_kernels::quant`).
+fn type_align(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::F32 => 4,
+        GgmlType::Q8_0 | GgmlType::Q4_0 => 1,
+        _ => 2,
+    }
 }
 
 fn require<'a>(gguf: &Gguf<'a>, name: TensorName, rows: usize, cols: usize) -> Result<TensorRef, ModelError<'a>> {
@@ -565,9 +608,9 @@ impl<'a> Model<'a> {
         let g = globals;
         let all_globals = [g.emb, g.ln0_w, g.ln0_b, g.ln_out_w, g.ln_out_b, g.head];
         let fits = |t: &TensorRef| {
-            let align = if t.ggml_type == GgmlType::F32 { 4 } else { 2 };
-            t.offset.checked_add(t.n_bytes()).is_some_and(|end| end <= bytes.len())
-                && (bytes.as_ptr() as usize + t.offset).is_multiple_of(align)
+            t.cols.is_multiple_of(t.ggml_type.block_len() as usize)
+                && t.offset.checked_add(t.n_bytes()).is_some_and(|end| end <= bytes.len())
+                && (bytes.as_ptr() as usize + t.offset).is_multiple_of(type_align(t.ggml_type))
         };
         let all_fit = all_globals.iter().all(fits) && layers.iter().all(|l| l.all().iter().all(fits));
         if !all_fit {
@@ -607,6 +650,8 @@ impl<'a> Model<'a> {
         let data = match t.ggml_type {
             GgmlType::F16 => MatrixData::F16(bytemuck::cast_slice::<u8, f16>(bytes)),
             GgmlType::BF16 => MatrixData::BF16(bytemuck::cast_slice::<u8, bf16>(bytes)),
+            GgmlType::Q8_0 => MatrixData::Q8_0(bytemuck::cast_slice::<u8, BlockQ8_0>(bytes)),
+            GgmlType::Q4_0 => MatrixData::Q4_0(bytemuck::cast_slice::<u8, BlockQ4_0>(bytes)),
             _ => MatrixData::F32(bytemuck::cast_slice::<u8, f32>(bytes)),
         };
         Matrix::new(data, t.rows, t.cols).unwrap_or_else(|| unreachable!("shape checked at load"))

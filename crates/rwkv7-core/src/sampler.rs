@@ -6,8 +6,9 @@
 //! softmax output every later value is bit-identical (apart from `powf` for temperature ≠ 1):
 //!
 //! 1. `probs = softmax(logits)` in f32 (max-subtracted `exp`, an 8-lane f32 sum reduced like
-//!    torch's AVX2 kernel, then multiplication by `1/sum`). torch's own `exp` and summation
-//!    differ in the last bits; the probabilities agree to about 2e-7 relative.
+//!    torch's AVX2 kernel, then multiplication by `1/sum`). Our [`exp_f32`] (≤ 2 ulp) and
+//!    torch's exp and summation order differ in the last bits; the probabilities agree to a few
+//!    1e-7 relative.
 //! 2. Temperature 0 means greedy: temperature 1 and top-p 0.
 //! 3. Top-p: sort descending, take the f32 **sequential** cumulative sum, find the first index
 //!    where it is `>= top_p` (compared in f32, as numpy 2 casts the Python float), and zero every
@@ -35,11 +36,10 @@
 //! The uniform draw comes from [`Pcg64`], numpy's PCG64 bit generator, seeded as documented on
 //! [`Pcg64::seed_from_u64`]; every sampling function also has a form taking the draw `u`.
 //!
-//! Performance: a sort of all probabilities is avoided. The cut-off is found on the top
-//! 64, 256, 1024, … probabilities (selection, then sorting only that prefix), and the walk stops
-//! as soon as the remaining probabilities are too small to change the f32 sum.
+//! Performance: a sort of all 65536 probabilities is avoided. Only the probabilities above a
+//! threshold that holds the `top_p` mass are gathered and sorted (see [`filter_probs`]), so with a
+//! real model's peaked distribution only a few hundred values are sorted.
 
-use core::cmp::Ordering;
 use core::fmt;
 
 /// Sampling parameters, named after `PIPELINE_ARGS`.
@@ -184,39 +184,87 @@ impl Pcg64 {
     }
 }
 
-/// f32 softmax in place, as torch's CPU kernel computes it (see the module docs).
+/// `e^x` in f32 without tables, branches or float-to-int conversions, so that loops over it
+/// vectorise (SSE2 on baseline x86-64): Cody–Waite range
+/// reduction `x = k·ln2 + r`, Cephes' degree-6 polynomial for `e^r` on |r| ≤ ln2/2, and `2^k`
+/// applied in two halves so that results in the subnormal range round correctly. Relative error
+/// ≤ 2 ulp (checked against `libm::expf` in the tests); `x ≤ -104` (and -inf) gives 0,
+/// `x > 88.72` gives +inf.
+#[inline]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2^23: adding and subtracting it rounds to an integer
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-104.0, 89.0);
+    let kr = x * LOG2E + ROUND; // = 1.5·2^23 + k exactly
+    let k = kr - ROUND;
+    let r = x - k * C1 - k * C2;
+    let mut y = 1.987_569_1e-4f32;
+    y = y * r + 1.398_199_9e-3;
+    y = y * r + 8.333_452e-3;
+    y = y * r + 4.166_579_6e-2;
+    y = y * r + 1.666_666_5e-1;
+    y = y * r + 0.5;
+    y = y * (r * r) + r + 1.0;
+    // k from the mantissa of `kr` (no float-to-int conversion, so the loop vectorises).
+    let ki = (kr.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let k1 = ki >> 1;
+    let k2 = ki - k1;
+    y * f32::from_bits(((k1 + 127) as u32) << 23) * f32::from_bits(((k2 + 127) as u32) << 23)
+}
+
+/// The maximum of `x` (-inf if empty; NaN ignored), and whether any value is NaN or +inf.
+/// Eight independent lanes, so that it vectorises.
+fn max_and_bad(x: &[f32]) -> (f32, bool) {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let mut bad = [0u32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for j in 0..8 {
+            let v = c[j];
+            m[j] = if v > m[j] { v } else { m[j] };
+            bad[j] |= u32::from(v.is_nan() | (v == f32::INFINITY));
+        }
+    }
+    for (j, &v) in chunks.remainder().iter().enumerate() {
+        m[j] = if v > m[j] { v } else { m[j] };
+        bad[j] |= u32::from(v.is_nan() | (v == f32::INFINITY));
+    }
+    let max = m.iter().fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+    (max, bad.iter().any(|&b| b != 0))
+}
+
+/// f32 softmax in place, shaped like torch's CPU kernel (see the module docs).
 ///
 /// Fails on NaN or +inf logits, or when every logit is -inf.
 pub fn softmax_in_place(x: &mut [f32]) -> Result<(), SamplerError> {
     if x.is_empty() {
         return Err(SamplerError::Empty);
     }
-    let mut max = f32::NEG_INFINITY;
-    for &v in x.iter() {
-        if v.is_nan() {
-            return Err(SamplerError::InvalidLogits);
-        }
-        max = max.max(v);
-    }
-    if !max.is_finite() {
+    let (max, bad) = max_and_bad(x);
+    if bad || !max.is_finite() {
         return Err(SamplerError::InvalidLogits);
     }
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-    }
     let sum = if x.len() < 8 {
-        x.iter().fold(0.0f32, |a, &v| a + v)
+        x.iter_mut().fold(0.0f32, |a, v| {
+            *v = exp_f32(*v - max);
+            a + *v
+        })
     } else {
+        // exp and the 8-lane sum in one pass; lanes start at 0, and 0 + e = e exactly, so this
+        // is torch's "first 8 values, then add each following block of 8" order.
         let mut lanes = [0.0f32; 8];
-        lanes.copy_from_slice(&x[..8]);
-        let mut chunks = x[8..].chunks_exact(8);
+        let mut chunks = x.chunks_exact_mut(8);
         for c in &mut chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += v;
+            for (l, v) in lanes.iter_mut().zip(c) {
+                *v = exp_f32(*v - max);
+                *l += *v;
             }
         }
-        for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-            *l += v;
+        for (l, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
+            *v = exp_f32(*v - max);
+            *l += *v;
         }
         ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
     };
@@ -259,8 +307,18 @@ fn half_ulp_above(x: f32) -> f32 {
     (f32::from_bits(x.to_bits() + 1) - x) * 0.5
 }
 
-/// Steps 2–6 of the module docs on softmax output `probs`, in place: top-p, top-k, temperature,
-/// normalisation. `scratch` needs `probs.len()` entries.
+/// Extra mass the first candidate set must hold beyond `top_p`, so that the f32 sum over it
+/// (off by far less than this from the f64 sum) normally reaches `top_p` without a second round.
+const MASS_SLACK: f64 = 1e-2;
+
+/// Steps 2–6 of the module docs on softmax output `probs` (which should sum to about 1), in
+/// place: top-p, top-k, temperature, normalisation. `scratch` needs `probs.len()` entries.
+///
+/// Only the probabilities that can matter are sorted: those at or above a threshold that starts
+/// at `max·2⁻¹²` and is lowered until they hold `top_p` (+1%) of the mass. Their bit patterns are
+/// sorted (non-negative floats order like their bits; ties are equal values, so the order among
+/// them cannot change the f32 cumulative sum). If the sum over them still falls short, smaller
+/// values are added only while they can still change the f32 sum.
 pub fn filter_probs(
     probs: &mut [f32],
     temperature: f64,
@@ -276,61 +334,93 @@ pub fn filter_probs(
         return Err(SamplerError::ScratchTooSmall { needed: n, found: scratch.len() });
     }
     let (temperature, top_p) = if temperature > 0.0 { (temperature, top_p) } else { (1.0, 0.0) };
-    let top_p = top_p as f32;
-    let idx = &mut scratch[..n];
-    for (i, v) in idx.iter_mut().enumerate() {
-        *v = i as u32;
-    }
+    let top_p32 = top_p as f32;
+    let pmax = max_and_bad(probs).0.max(0.0);
+    let imax = probs.iter().position(|&v| v == pmax).unwrap_or(0);
 
-    // Top-p on a growing sorted prefix.
-    let p: &[f32] = probs;
-    let desc = |a: &u32, b: &u32| p[*b as usize].total_cmp(&p[*a as usize]).then(a.cmp(b));
-    let (mut done, mut cum, mut batch) = (0usize, 0.0f32, 64usize);
-    let cutoff = loop {
-        let rest = &mut idx[done..];
-        let k = batch.min(rest.len());
-        if k < rest.len() {
-            rest.select_nth_unstable_by(k - 1, desc);
-        }
-        rest[..k].sort_unstable_by(desc);
-        let hit = rest[..k].iter().map(|&i| p[i as usize]).find(|&v| {
-            cum += v;
-            cum >= top_p
-        });
-        done += k;
-        if let Some(v) = hit {
-            break v;
-        }
-        // Nothing reached top_p: numpy's argmax of all-false is 0, the largest probability.
-        let largest = p[idx[0] as usize];
-        if done == n || p[idx[done - 1] as usize] < half_ulp_above(cum) {
-            break largest;
-        }
-        batch = batch.saturating_mul(4);
-    };
-
-    // Top-k threshold: the k-th token in (probability desc, id asc) order.
-    let kth = if top_k > 0 && top_k < n {
-        if top_k > done {
-            idx[done..].select_nth_unstable_by(top_k - done - 1, desc);
-        }
-        let t = idx[top_k - 1];
-        Some((p[t as usize], t as usize))
+    // The cut-off, and the probabilities sorted descending as far as they were needed.
+    let (cutoff, sorted): (f32, &[u32]) = if pmax >= top_p32 {
+        (pmax, &[]) // cum[0] = max already reaches top_p (greedy, top_p = 0)
     } else {
-        None
+        // Below FLOOR nothing can change an f32 sum that is already ≥ 0.5 (checked below).
+        const FLOOR: f32 = 1.0 / (1u64 << 25) as f32;
+        let want = f64::from(top_p32) + MASS_SLACK;
+        let mut t = if want > 1.0 { FLOOR } else { (pmax * (1.0 / 4096.0)).max(FLOOR) };
+        let mut m;
+        loop {
+            m = 0;
+            let mut mass = 0.0f64;
+            for &v in probs.iter() {
+                if v >= t && v > 0.0 {
+                    scratch[m] = v.to_bits();
+                    m += 1;
+                    mass += f64::from(v);
+                }
+            }
+            if mass >= want || t <= FLOOR {
+                break;
+            }
+            t = (t * (1.0 / 4096.0)).max(FLOOR);
+        }
+        // Descending: sort ascending, then reverse.
+        scratch[..m].sort_unstable();
+        scratch[..m].reverse();
+        let mut cum = 0.0f32;
+        let mut hit = scratch[..m].iter().map(|&b| f32::from_bits(b)).find(|&v| {
+            cum += v;
+            cum >= top_p32
+        });
+        if hit.is_none() && t > half_ulp_above(cum) {
+            // Smaller values could still move the sum (probabilities far from normalised): take
+            // all of them too.
+            let mut m2 = m;
+            for &v in probs.iter() {
+                if v < t && v > 0.0 {
+                    scratch[m2] = v.to_bits();
+                    m2 += 1;
+                }
+            }
+            scratch[m..m2].sort_unstable();
+            scratch[m..m2].reverse();
+            hit = scratch[m..m2].iter().map(|&b| f32::from_bits(b)).find(|&v| {
+                cum += v;
+                cum >= top_p32
+            });
+            m = m2;
+        }
+        // No index reached top_p: numpy's argmax of all-false is 0, the largest probability.
+        (hit.unwrap_or(pmax), &scratch[..m])
     };
-    let best = idx[0] as usize;
-    for (i, v) in probs.iter_mut().enumerate() {
-        let drop_k = match kth {
-            Some((pt, t)) => match v.total_cmp(&pt) {
-                Ordering::Less => true,
-                Ordering::Equal => i > t,
-                Ordering::Greater => false,
-            },
-            None => false,
-        };
-        if *v < cutoff || drop_k {
-            *v = 0.0;
+
+    // Top-k, when it removes anything top-p kept: keep values above the k-th largest value `pt`,
+    // and of those equal to it the lowest ids, `k` in all.
+    let kept_by_p = if sorted.is_empty() {
+        probs.iter().filter(|&&v| v == pmax).count()
+    } else {
+        sorted.partition_point(|&b| f32::from_bits(b) >= cutoff)
+    };
+    let kth = (top_k > 0 && top_k < n && top_k < kept_by_p).then(|| {
+        let pt = if sorted.is_empty() { pmax } else { f32::from_bits(sorted[top_k - 1]) };
+        let above = if sorted.is_empty() { 0 } else { sorted.partition_point(|&b| f32::from_bits(b) > pt) };
+        (pt, top_k - above)
+    });
+    match kth {
+        Some((pt, mut equal_left)) => {
+            for v in probs.iter_mut() {
+                if *v > pt {
+                    continue;
+                }
+                if *v == pt && equal_left > 0 {
+                    equal_left -= 1;
+                } else {
+                    *v = 0.0;
+                }
+            }
+        }
+        None => {
+            for v in probs.iter_mut() {
+                *v = if *v < cutoff { 0.0 } else { *v }; // an unconditional store vectorises
+            }
         }
     }
 
@@ -350,7 +440,7 @@ pub fn filter_probs(
         }
     } else {
         probs.fill(0.0);
-        probs[best] = 1.0;
+        probs[imax] = 1.0;
     }
     Ok(())
 }
@@ -358,7 +448,8 @@ pub fn filter_probs(
 /// numpy's `choice(len(probs), p=probs)` for the uniform draw `u` in [0, 1) (step 7).
 /// Zero-probability tokens are never chosen; `u ≥ 1` gives the last non-zero one.
 pub fn choose(probs: &[f32], u: f64) -> usize {
-    let total: f64 = probs.iter().fold(0.0f64, |s, &v| s + f64::from(v));
+    // Adding 0.0 changes nothing, so zeros are skipped (shortening the sequential f64 chain).
+    let total: f64 = probs.iter().filter(|&&v| v != 0.0).fold(0.0f64, |s, &v| s + f64::from(v));
     let mut c = 0.0f64;
     let mut last = 0;
     for (i, &v) in probs.iter().enumerate() {
@@ -833,6 +924,26 @@ mod tests {
         // Temperature underflow: the most probable kept token takes everything.
         let mut l = [0.0f32, -0.5, -1.0];
         assert_eq!(sample_logits(&mut l, 0.001, 1.0 - 1e-9, 0, 0.9, &mut s).unwrap(), 0);
+    }
+
+    #[test]
+    fn exp_f32_is_within_two_ulp() {
+        let mut worst = 0u32;
+        let mut x = -104.0f32;
+        while x <= 88.7 {
+            let (got, want) = (exp_f32(x), libm::expf(x));
+            if want >= f32::MIN_POSITIVE {
+                worst = worst.max(got.to_bits().abs_diff(want.to_bits()));
+            } else {
+                assert!((got - want).abs() <= 2.0 * f32::from_bits(1), "{x}: {got:e} vs {want:e}");
+            }
+            x += 0.000_731;
+        }
+        assert!(worst <= 2, "{worst} ulp");
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert_eq!(exp_f32(100.0), f32::INFINITY);
     }
 
     #[test]

@@ -41,15 +41,22 @@ fn world() -> Option<&'static OwnedTokenizer> {
     T.get_or_init(|| vocab().map(|v| Tokenizer::from_tokens(v).expect("tokenizer builds"))).as_ref()
 }
 
+/// Prints a line that `cargo test` shows even for passing tests (the harness captures only the
+/// `print!` family, not direct writes to the stderr handle).
+fn skipped(test: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {test}: World vocabulary not found (set RWKV7_VOCAB or put it in ../shared/vocab/)"
+    );
+}
+
 macro_rules! need_vocab {
     ($test:literal) => {
         match world() {
             Some(t) => t,
             None => {
-                println!(
-                    "SKIPPED: {}: World vocabulary not found (set RWKV7_VOCAB or put it in ../shared/vocab/)",
-                    $test
-                );
+                skipped($test);
                 return;
             }
         }
@@ -80,7 +87,7 @@ fn fnv_digest(tokens: &[Vec<u8>]) -> String {
 #[test]
 fn vocab_file_parses_like_python() {
     let Some(v) = vocab() else {
-        println!("SKIPPED: vocab_file_parses_like_python: World vocabulary not found");
+        skipped("vocab_file_parses_like_python");
         return;
     };
     let meta = json(fixture("meta.json"));
@@ -328,12 +335,17 @@ fn gguf_vocabulary_matches_the_vocab_file() {
         assert_eq!(g.token_bytes(id), want, "id {id}");
     }
     println!(
-        "World vocab index: {} trie nodes, {} words ({:.2} MB) used, {} words needed to build",
+        "World vocab index: {} trie nodes, {} words ({:.2} MB) used, {} words to build ({} upper bound)",
         g.trie_nodes(),
         g.storage_words(),
         g.storage_words() as f64 * 4.0 / 1e6,
+        g.build_words(),
         needed
     );
+    // An exactly sized buffer suffices.
+    let mut exact = vec![0u32; g.build_words()];
+    let e = Tokenizer::from_gguf_in(&gguf, &mut exact).unwrap();
+    assert_eq!(e.encode_iter(b"Hello world").collect::<Vec<_>>(), [33155, 40213]);
     // `<s>` and pads are never matched in raw text (unlike llama.cpp, like the official tokenizer).
     let text = "<s>[PAD65530]<|endoftext|> Hello world\n\n你好世界🙂";
     let got: Vec<u32> = g.encode_iter(text.as_bytes()).collect();
@@ -387,13 +399,18 @@ fn gguf_errors() {
     assert_eq!(err(build(Some("rwkv"), true, &no_byte_7)), TokenizerError::MissingByte(7));
     let ok = build(Some("rwkv"), true, &types);
     let gguf = Gguf::parse(&ok).unwrap();
-    let need = Tokenizer::storage_words_for_gguf(&gguf).unwrap();
+    let t = Tokenizer::from_gguf(&gguf).unwrap();
+    let need = t.build_words();
     let mut small = vec![0u32; need - 1];
     assert_eq!(
         Tokenizer::from_gguf_in(&gguf, &mut small).unwrap_err(),
         TokenizerError::StorageTooSmall { needed: need, found: need - 1 }
     );
-    let t = Tokenizer::from_gguf(&gguf).unwrap();
+    let mut tiny_storage = vec![0u32; 10];
+    assert_eq!(
+        Tokenizer::from_gguf_in(&gguf, &mut tiny_storage).unwrap_err(),
+        TokenizerError::StorageTooSmall { needed: Tokenizer::storage_words_for_gguf(&gguf).unwrap(), found: 10 }
+    );
     assert_eq!(t.encode("ab\u{0}"), [b'a' as u32 + 1, b'b' as u32 + 1, 1]);
     let mut msg = String::new();
     write!(msg, "{}", TokenizerError::MissingByte(7)).unwrap();

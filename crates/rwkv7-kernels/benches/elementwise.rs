@@ -1,5 +1,7 @@
 //! Time-mix pieces: every kernel set this CPU can run, the scalar set in the same group.
-//! Group ids are `{op}/{kernelset}/{heads}x{N}`; throughput in bytes of WKV state.
+//! Ids are `{op}/{kernelset}/{shape}`. `wkv7_head`: `{heads}x{N}`, throughput in bytes of
+//! WKV state. Elementwise ops and norms: `{T}x{C}` (one decode token and a 16-token
+//! prefill chunk at C = 768), throughput in elements.
 //!
 //! ```text
 //! cargo bench -p rwkv7-kernels --features std --bench elementwise
@@ -68,6 +70,99 @@ fn wkv7(c: &mut Criterion) {
     group.finish();
 }
 
+/// Widths and token counts of the elementwise benches: C = 768, T = 1 and 16.
+const SHAPES: [(usize, usize); 2] = [(1, 768), (16, 768)];
+
+/// One benchmark group per in-place map (`exp`, `sigmoid`, `tanh`, `relu_squared`).
+fn maps(c: &mut Criterion) {
+    type MapOp = fn(&KernelSet, &mut [f32]);
+    let ops: [(&str, MapOp); 4] = [
+        ("exp", KernelSet::exp),
+        ("sigmoid", KernelSet::sigmoid),
+        ("tanh", KernelSet::tanh),
+        ("relu_squared", KernelSet::relu_squared),
+    ];
+    for (name, op) in ops {
+        let mut group = c.benchmark_group(name);
+        for (t, cols) in SHAPES {
+            // Arguments in [−4, 4): both branches of tanh, no saturation.
+            let src: Vec<f32> = data(t * cols, 7).iter().map(|v| v * 8.0).collect();
+            let mut x = src.clone();
+            group.throughput(Throughput::Elements((t * cols) as u64));
+            for k in KernelSet::available(cpu()) {
+                group.bench_function(BenchmarkId::new(k.name(), format!("{t}x{cols}")), |b| {
+                    b.iter(|| {
+                        x.copy_from_slice(&src);
+                        op(&k, black_box(&mut x));
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+/// The fused time-mix steps and the token-shift lerp, with realistic magnitudes.
+fn fused(c: &mut Criterion) {
+    for (t, cols) in SHAPES {
+        let n = t * cols;
+        let (x, sx, mix) = (data(n, 11), data(n, 12), data(cols, 13));
+        let w0: Vec<f32> = data(cols, 14).iter().map(|v| v * 7.0 - 2.5).collect();
+        let bias: Vec<f32> = data(cols, 15).iter().map(|v| v * 4.0).collect();
+        let (vf, gate, a) = (data(n, 16), data(n, 17), data(n, 18));
+        let (k_k, k_a) = (data(cols, 19), data(cols, 20));
+        let id = format!("{t}x{cols}");
+        let mut out = vec![0.0f32; n];
+        let mut kk = vec![0.0f32; n];
+        /// One call of a fused op: the set, its output row(s) and the `kk` scratch.
+        type Call<'a> = dyn FnMut(&KernelSet, &mut [f32], &mut [f32]) + 'a;
+        let mut bench = |op: &str, f: &mut Call<'_>| {
+            let mut group = c.benchmark_group(op);
+            group.throughput(Throughput::Elements(n as u64));
+            for k in KernelSet::available(cpu()) {
+                group.bench_function(BenchmarkId::new(k.name(), &id), |b| b.iter(|| f(&k, &mut out, &mut kk)));
+            }
+            group.finish();
+        };
+        bench("lerp", &mut |k, out, _| k.lerp(black_box(&x), &sx, &mix, out));
+        bench("bias_sigmoid", &mut |k, out, _| {
+            out.copy_from_slice(&x);
+            k.bias_sigmoid(black_box(&bias), out)
+        });
+        bench("time_decay", &mut |k, out, _| {
+            out.copy_from_slice(&x);
+            k.time_decay(black_box(&w0), 0.606531, out)
+        });
+        bench("value_residual", &mut |k, out, _| {
+            out.copy_from_slice(&x);
+            k.value_residual(out, black_box(&vf), &bias, &gate)
+        });
+        bench("key_prep", &mut |k, out, kk| {
+            out.copy_from_slice(&x);
+            k.key_prep(out, kk, black_box(&a), &k_k, &k_a, 64, 1e-12)
+        });
+        bench("layer_norm", &mut |k, out, _| {
+            for r in 0..t {
+                k.layer_norm(
+                    black_box(&x[r * cols..(r + 1) * cols]),
+                    &mix,
+                    &bias,
+                    1e-5,
+                    &mut out[r * cols..(r + 1) * cols],
+                )
+            }
+        });
+        let (gw, gb) = (mix.repeat(t), bias.repeat(t));
+        bench("group_norm", &mut |k, out, _| {
+            out.copy_from_slice(&x);
+            for r in 0..t {
+                let row = r * cols..(r + 1) * cols;
+                k.group_norm(black_box(&mut out[row.clone()]), &gw[row.clone()], &gb[row], 64, 64e-5)
+            }
+        });
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -75,5 +170,5 @@ fn config() -> Criterion {
         .sample_size(10)
 }
 
-criterion_group! { name = benches; config = config(); targets = wkv7 }
+criterion_group! { name = benches; config = config(); targets = wkv7, maps, fused }
 criterion_main!(benches);

@@ -105,6 +105,19 @@ pub type LayerNormFn = fn(&[f32], &[f32], &[f32], f32, &mut [f32]);
 pub type GroupNormFn = fn(&mut [f32], &[f32], &[f32], usize, f32);
 /// [`quant::quantize_activations`]'s signature.
 pub type QuantizeActsFn = fn(&[f32], &mut [i8], &mut [f32]);
+/// An elementwise map in place ([`math::exp_slice`], [`math::sigmoid_slice`],
+/// [`math::tanh_slice`], [`math::relu_squared`]).
+pub type MapFn = fn(&mut [f32]);
+/// [`math::lerp`]'s signature.
+pub type LerpFn = fn(&[f32], &[f32], &[f32], &mut [f32]);
+/// [`math::bias_sigmoid`]'s signature.
+pub type BiasSigmoidFn = fn(&[f32], &mut [f32]);
+/// [`math::time_decay`]'s signature.
+pub type TimeDecayFn = fn(&[f32], f32, &mut [f32]);
+/// [`math::value_residual`]'s signature.
+pub type ValueResidualFn = fn(&mut [f32], &[f32], &[f32], &[f32]);
+/// [`math::key_prep`]'s signature.
+pub type KeyPrepFn = fn(&mut [f32], &mut [f32], &[f32], &[f32], &[f32], usize, f32);
 
 /// One coherent set of kernels, chosen once and passed by value.
 #[derive(Clone, Copy)]
@@ -119,6 +132,15 @@ pub struct KernelSet {
     pub(crate) wkv7_head: Wkv7Fn,
     pub(crate) layer_norm: LayerNormFn,
     pub(crate) group_norm: GroupNormFn,
+    pub(crate) exp: MapFn,
+    pub(crate) sigmoid: MapFn,
+    pub(crate) tanh: MapFn,
+    pub(crate) relu_squared: MapFn,
+    pub(crate) lerp: LerpFn,
+    pub(crate) bias_sigmoid: BiasSigmoidFn,
+    pub(crate) time_decay: TimeDecayFn,
+    pub(crate) value_residual: ValueResidualFn,
+    pub(crate) key_prep: KeyPrepFn,
 }
 
 impl core::fmt::Debug for KernelSet {
@@ -233,4 +255,68 @@ impl KernelSet {
         assert!(w.len() == x.len() && b.len() == x.len(), "group_norm: lengths differ");
         (self.group_norm)(x, w, b, group, eps)
     }
+
+    /// `x ← e^x` elementwise; see [`math::exp_slice`] (the specification).
+    pub fn exp(&self, x: &mut [f32]) {
+        (self.exp)(x)
+    }
+
+    /// `x ← σ(x)` elementwise; see [`math::sigmoid_slice`] (the specification).
+    pub fn sigmoid(&self, x: &mut [f32]) {
+        (self.sigmoid)(x)
+    }
+
+    /// `x ← tanh(x)` elementwise; see [`math::tanh_slice`] (the specification).
+    pub fn tanh(&self, x: &mut [f32]) {
+        (self.tanh)(x)
+    }
+
+    /// `x ← max(x, 0)²` elementwise; see [`math::relu_squared`] (the specification).
+    pub fn relu_squared(&self, x: &mut [f32]) {
+        (self.relu_squared)(x)
+    }
+
+    /// The token-shift lerp `out = x + sx·mix`, `mix` repeated for every row; see
+    /// [`math::lerp`] (the specification).
+    pub fn lerp(&self, x: &[f32], sx: &[f32], mix: &[f32], out: &mut [f32]) {
+        assert!(sx.len() == x.len() && out.len() == x.len(), "lerp: lengths differ");
+        check_rows("lerp", x.len(), mix.len());
+        (self.lerp)(x, sx, mix, out)
+    }
+
+    /// `x ← σ(bias + x)`, `bias` repeated for every row; see [`math::bias_sigmoid`].
+    pub fn bias_sigmoid(&self, bias: &[f32], x: &mut [f32]) {
+        check_rows("bias_sigmoid", x.len(), bias.len());
+        (self.bias_sigmoid)(bias, x)
+    }
+
+    /// The decay `w ← exp(−scale·σ(w0 + w))`, `w0` repeated for every row; see
+    /// [`math::time_decay`] (the specification).
+    pub fn time_decay(&self, w0: &[f32], scale: f32, w: &mut [f32]) {
+        check_rows("time_decay", w.len(), w0.len());
+        (self.time_decay)(w0, scale, w)
+    }
+
+    /// The value residual `v ← v + (v_first − v)·σ(v0 + gate)`, `v0` repeated for every
+    /// row; see [`math::value_residual`] (the specification).
+    pub fn value_residual(&self, v: &mut [f32], v_first: &[f32], v0: &[f32], gate: &[f32]) {
+        assert!(v_first.len() == v.len() && gate.len() == v.len(), "value_residual: lengths differ");
+        check_rows("value_residual", v.len(), v0.len());
+        (self.value_residual)(v, v_first, v0, gate)
+    }
+
+    /// The key preparation of the time mix: `kk = k·k_k` L2-normalised per head of `head`
+    /// elements (denominator clamped to `eps`), then `k ← k·(1 + (a − 1)·k_a)`; `k_k` and
+    /// `k_a` repeated for every row. See [`math::key_prep`] (the specification).
+    pub fn key_prep(&self, k: &mut [f32], kk: &mut [f32], a: &[f32], k_k: &[f32], k_a: &[f32], head: usize, eps: f32) {
+        assert!(kk.len() == k.len() && a.len() == k.len() && k_a.len() == k_k.len(), "key_prep: lengths differ");
+        check_rows("key_prep", k.len(), k_k.len());
+        assert!(head > 0 && k_k.len().is_multiple_of(head), "key_prep: rows must hold whole heads");
+        (self.key_prep)(k, kk, a, k_k, k_a, head, eps)
+    }
+}
+
+/// Asserts that `len` floats are whole rows of `row` floats (any `len` is 0 rows of 0).
+fn check_rows(op: &str, len: usize, row: usize) {
+    assert!(if row == 0 { len == 0 } else { len.is_multiple_of(row) }, "{op}: not whole rows of {row}");
 }

@@ -60,6 +60,94 @@ pub fn group_norm(x: &mut [f32], w: &[f32], b: &[f32], group: usize, eps: f32) {
     }
 }
 
+/// `x ← e^x` for every element ([`exp`]).
+pub fn exp_slice(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = exp(*v));
+}
+
+/// `x ← σ(x)` for every element ([`sigmoid`]).
+pub fn sigmoid_slice(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = sigmoid(*v));
+}
+
+/// `x ← tanh(x)` for every element ([`tanh`]).
+pub fn tanh_slice(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = tanh(*v));
+}
+
+/// `x ← max(x, 0)²` for every element (the FFN's activation; a NaN becomes 0, as
+/// `f32::max` does).
+pub fn relu_squared(x: &mut [f32]) {
+    x.iter_mut().for_each(|h| {
+        let r = h.max(0.0);
+        *h = r * r;
+    });
+}
+
+/// The token-shift lerp: `out[t][j] = x[t][j] + sx[t][j]·mix[j]` (a product, then a sum).
+///
+/// Shapes: `x`, `sx`, `out` are `[T, C]`, `mix` is `[C]`.
+pub fn lerp(x: &[f32], sx: &[f32], mix: &[f32], out: &mut [f32]) {
+    let c = mix.len();
+    for i in 0..out.len() {
+        out[i] = x[i] + sx[i] * mix[i % c];
+    }
+}
+
+/// `x[t][j] ← σ(bias[j] + x[t][j])`. Shapes: `x` is `[T, C]`, `bias` is `[C]`.
+pub fn bias_sigmoid(bias: &[f32], x: &mut [f32]) {
+    let c = bias.len();
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = sigmoid(bias[i % c] + *v);
+    }
+}
+
+/// The time-mix decay: `w[t][j] ← exp(−scale · σ(w0[j] + w[t][j]))`.
+///
+/// Shapes: `w` is `[T, C]`, `w0` is `[C]`. RWKV-7 uses `scale = 0.606531`.
+pub fn time_decay(w0: &[f32], scale: f32, w: &mut [f32]) {
+    let c = w0.len();
+    for (i, d) in w.iter_mut().enumerate() {
+        *d = exp(-scale * sigmoid(w0[i % c] + *d));
+    }
+}
+
+/// The value residual of layers after the first:
+/// `v[t][j] ← v[t][j] + (v_first[t][j] − v[t][j]) · σ(v0[j] + gate[t][j])`.
+///
+/// Shapes: `v`, `v_first`, `gate` are `[T, C]`, `v0` is `[C]`.
+pub fn value_residual(v: &mut [f32], v_first: &[f32], v0: &[f32], gate: &[f32]) {
+    let c = v0.len();
+    for i in 0..v.len() {
+        let g = sigmoid(v0[i % c] + gate[i]);
+        v[i] += (v_first[i] - v[i]) * g;
+    }
+}
+
+/// The key preparation of the time mix, per row `t`:
+///
+/// ```text
+/// kk[t] = normalise_per_head(k[t] · k_k)     each head of `head` elements divided by
+///                                            max(sqrt(Σ kk²), eps), summed left to right
+/// k[t]  ← k[t] · (1 + (a[t] − 1) · k_a)
+/// ```
+///
+/// Shapes: `k`, `kk`, `a` are `[T, C]`, `k_k` and `k_a` are `[C]`, `head` divides `C`.
+pub fn key_prep(k: &mut [f32], kk: &mut [f32], a: &[f32], k_k: &[f32], k_a: &[f32], head: usize, eps: f32) {
+    let c = k_k.len();
+    for i in 0..k.len() {
+        kk[i] = k[i] * k_k[i % c];
+    }
+    for h in kk.chunks_mut(head) {
+        let norm = sqrt(h.iter().map(|v| v * v).sum::<f32>());
+        let inv = 1.0 / norm.max(eps);
+        h.iter_mut().for_each(|v| *v *= inv);
+    }
+    for i in 0..k.len() {
+        k[i] *= 1.0 + (a[i] - 1.0) * k_a[i % c];
+    }
+}
+
 /// One WKV-7 step for one head, updating the `N × N` state in place and writing `y`.
 ///
 /// `state[i·N + j]` is `S[i][j]`, with `i` the value index and `j` the key index.

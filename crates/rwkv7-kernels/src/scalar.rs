@@ -24,6 +24,15 @@ pub(crate) const KERNELS: KernelSet = KernelSet {
     wkv7_head: math::wkv7_head,
     layer_norm: math::layer_norm,
     group_norm: math::group_norm,
+    exp: math::exp_slice,
+    sigmoid: math::sigmoid_slice,
+    tanh: math::tanh_slice,
+    relu_squared: math::relu_squared,
+    lerp: math::lerp,
+    bias_sigmoid: math::bias_sigmoid,
+    time_decay: math::time_decay,
+    value_residual: math::value_residual,
+    key_prep: math::key_prep,
 };
 
 /// `out[t][r - first] = Σ_c w[r][c] · x[t][c]` for `r` in `first..first + count`, any

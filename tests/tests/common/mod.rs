@@ -1,6 +1,7 @@
 //! Shared helpers: golden fixtures, conversion, and the tolerances of the comparison.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rwkv7::{LoadedModel, Runner};
@@ -57,16 +58,35 @@ impl Fixture {
 /// Converts `input` to a GGUF of `out_type` in `dir` and opens it.
 pub fn convert_and_open(input: &Path, dir: &Path, out_type: OutType) -> (PathBuf, LoadedModel) {
     let out = dir.join(format!("{}.{out_type:?}.gguf", input.file_name().unwrap().to_string_lossy()));
-    convert(input, &out, &ConvertOptions { out_type, vocab: None, progress: false }).expect("conversion succeeds");
+    convert(input, &out, &ConvertOptions::new(out_type)).expect("conversion succeeds");
     let model = LoadedModel::open(&out).expect("converted model opens");
     (out, model)
 }
 
-/// Every kernel set this machine can run, printed so the log shows what was exercised.
+/// Restricts the tests that iterate kernel sets to the named ones (comma-separated, e.g.
+/// `aarch64-neon-dotprod`), for emulated CI runs where every set costs minutes. Each name
+/// must be a set this CPU can run (anything else fails the test rather than skipping).
+/// Unset or empty: every set this CPU can run.
+pub const KERNELS_ENV: &str = "RWKV7_E2E_KERNELS";
+
+/// Every kernel set this machine can run (or those [`KERNELS_ENV`] names), printed so
+/// the log shows what was exercised. The line goes straight to the stderr handle, which
+/// the test harness does not capture, so it shows without `--nocapture`.
 pub fn kernel_sets() -> Vec<KernelSet> {
-    let sets: Vec<KernelSet> = KernelSet::available(CpuFeatures::detect()).collect();
+    let cpu = CpuFeatures::detect();
+    let sets: Vec<KernelSet> = match std::env::var(KERNELS_ENV) {
+        Ok(names) if !names.trim().is_empty() => names
+            .split(',')
+            .map(|name| {
+                let name = name.trim();
+                KernelSet::by_name(cpu, name)
+                    .unwrap_or_else(|| panic!("{KERNELS_ENV}: kernel set `{name}` is not available on this CPU"))
+            })
+            .collect(),
+        _ => KernelSet::available(cpu).collect(),
+    };
     let names: Vec<&str> = sets.iter().map(|k| k.name()).collect();
-    eprintln!("kernel sets exercised: {}", names.join(", "));
+    let _ = writeln!(std::io::stderr(), "kernel sets exercised: {}", names.join(", "));
     sets
 }
 

@@ -42,17 +42,34 @@ fn show(value: &Value<'_>) -> String {
     }
 }
 
+/// Appends one line to the report.
+macro_rules! out {
+    ($text:ident, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = writeln!($text, $($arg)*);
+    }};
+}
+
 /// Runs the command.
 pub fn run(args: &Args) -> Result<()> {
+    let mut text = String::new();
     let model = LoadedModel::open(&args.model)?;
     let gguf = model.gguf();
     let hp = model.hparams();
-    println!("file: {} ({} bytes)", args.model.display(), gguf.bytes().len());
-    println!(
+    out!(text, "file: {} ({} bytes)", args.model.display(), gguf.bytes().len());
+    out!(
+        text,
         "model: RWKV-7, {} layers, C = {}, {} heads of {}, vocabulary {}, FFN {}",
-        hp.n_layer, hp.n_embd, hp.n_head, hp.head_size, hp.vocab, hp.ffn
+        hp.n_layer,
+        hp.n_embd,
+        hp.n_head,
+        hp.head_size,
+        hp.vocab,
+        hp.ffn
     );
-    println!(
+    out!(
+        text,
         "LoRA ranks: decay {}, iclr {}, value {}, gate {}; state {} floats ({} bytes)",
         hp.decay_rank,
         hp.iclr_rank,
@@ -62,10 +79,10 @@ pub fn run(args: &Args) -> Result<()> {
         4 * hp.state_len()
     );
     let kernels = select_kernels(None).map_err(anyhow::Error::msg)?;
-    println!("kernel set on this CPU: {}", kernels.name());
-    println!("metadata ({} keys):", gguf.kv_count());
+    out!(text, "kernel set on this CPU: {}", kernels.name());
+    out!(text, "metadata ({} keys):", gguf.kv_count());
     for (key, value) in gguf.metadata() {
-        println!("  {key} = {}", show(&value));
+        out!(text, "  {key} = {}", show(&value));
     }
     let mut by_type = std::collections::BTreeMap::<&str, (usize, usize)>::new();
     for t in gguf.tensors() {
@@ -73,14 +90,14 @@ pub fn run(args: &Args) -> Result<()> {
         e.0 += 1;
         e.1 += t.data.len();
     }
-    println!("tensors ({}):", gguf.tensor_count());
+    out!(text, "tensors ({}):", gguf.tensor_count());
     for (ty, (n, bytes)) in &by_type {
-        println!("  {ty}: {n} tensors, {bytes} bytes");
+        out!(text, "  {ty}: {n} tensors, {bytes} bytes");
     }
     if args.tensors {
         for t in gguf.tensors() {
-            println!("  {:<40} {:<5} {:?} {} bytes", t.name, t.ggml_type.name(), t.dims(), t.data.len());
+            out!(text, "  {:<40} {:<5} {:?} {} bytes", t.name, t.ggml_type.name(), t.dims(), t.data.len());
         }
     }
-    Ok(())
+    crate::output::print_stdout(&text)
 }

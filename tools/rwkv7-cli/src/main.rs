@@ -1,8 +1,13 @@
 //! `rwkv7`: the command line of the RWKV-7 runtime.
 
+mod chat;
+mod common;
+mod eval;
+mod generate;
 mod inspect;
 mod logits;
 mod output;
+mod tokenize;
 
 use std::process::ExitCode;
 
@@ -18,17 +23,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Continue a prompt, streaming the text to stdout.
+    Generate(generate::Args),
+    /// Chat interactively (World/G1 template); /save, /load, /reset; Ctrl-C stops a reply.
+    Chat(chat::Args),
+    /// Print the token ids of a text, separated by spaces.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Print the text of token ids.
+    Detokenize(tokenize::DetokenizeArgs),
     /// Write raw little-endian f32 logits, one row of vocabulary size per input token.
     Logits(logits::Args),
     /// Show a model's metadata, tensor table and the kernel set this CPU would use.
     Inspect(inspect::Args),
+    /// Perplexity on a text, and KL divergence / top-1 agreement against a reference model (one JSON line).
+    Eval(eval::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Generate(args) => generate::run(&args),
+        Command::Chat(args) => chat::run(&args),
+        Command::Tokenize(args) => tokenize::run_tokenize(&args),
+        Command::Detokenize(args) => tokenize::run_detokenize(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Eval(args) => eval::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

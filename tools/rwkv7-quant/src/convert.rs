@@ -9,13 +9,18 @@
 //!   (`ne [C, 1, 1, 6]`), `r_k` is flattened, and layer 0 gets copies of `a0/a1/a2` as its
 //!   unused `v0/v1/v2`, as llama.cpp requires.
 //! - Types: vectors, `time_mix_lerp_fused`, `time_mix_w1` and `time_mix_w2` are always
-//!   F32; every other matrix gets the requested type (FORMAT.md §3.2).
+//!   F32; in an f32/f16/bf16 file every other matrix gets the requested type (FORMAT.md
+//!   §3.2); in a q8_0/q4_0 file the types come from the policy table in [`crate::policy`]
+//!   (docs/QUANTIZATION.md), with `--keep` overrides. Block types use ggml's Q8_0/Q4_0
+//!   layouts and reference rounding (`rwkv7_kernels::quant`).
 //!
 //! A GGUF input is re-encoded by the same type rule, with all other metadata copied.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -24,6 +29,7 @@ use rwkv7_core::gguf::Value;
 
 use crate::checkpoint::{Checkpoint, DType, Dims, Tensor, decode_f32, map_file};
 use crate::gguf_write::{GgmlType, GgufWriter, MetaValue};
+use crate::policy::{Choice, Keep, Role, check_all_used, choose_type, finer, guard_bound};
 use crate::vocab::{WORLD_VOCAB_FILE, llama_token_text, read_vocab};
 use crate::{hf, pth};
 
@@ -44,6 +50,10 @@ pub enum OutType {
     F16,
     /// bfloat16 (lossless for bf16 inputs, as released checkpoints are).
     BF16,
+    /// ggml Q8_0 for the large matrices, per the policy table (`crate::policy`).
+    Q8_0,
+    /// ggml Q4_0 for the large matrices, per the policy table (`crate::policy`).
+    Q4_0,
 }
 
 impl OutType {
@@ -53,19 +63,24 @@ impl OutType {
             OutType::F32 => GgmlType::F32,
             OutType::F16 => GgmlType::F16,
             OutType::BF16 => GgmlType::BF16,
+            OutType::Q8_0 => GgmlType::Q8_0,
+            OutType::Q4_0 => GgmlType::Q4_0,
         }
     }
 
-    /// llama.cpp's `general.file_type` (llama_ftype) for a file of this type.
+    /// llama.cpp's `general.file_type` (llama_ftype) for a file of this type
+    /// (`LLAMA_FTYPE_MOSTLY_Q8_0` = 7, `LLAMA_FTYPE_MOSTLY_Q4_0` = 2; FORMAT.md §2).
     pub fn file_type(self) -> u32 {
         match self {
             OutType::F32 => 0,
             OutType::F16 => 1,
             OutType::BF16 => 32,
+            OutType::Q8_0 => 7,
+            OutType::Q4_0 => 2,
         }
     }
 
-    /// Lower-case name (`f32`, `f16`, `bf16`).
+    /// Lower-case name (`f32`, `f16`, `bf16`, `q8_0`, `q4_0`).
     pub fn name(self) -> &'static str {
         self.ggml_type().name()
     }
@@ -81,6 +96,65 @@ pub struct ConvertOptions {
     pub vocab: Option<PathBuf>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Per-tensor type overrides (`--keep PATTERN=TYPE`), the last match wins.
+    pub keep: Vec<Keep>,
+}
+
+impl ConvertOptions {
+    /// Options for a file of type `out_type`: no vocabulary override, no progress bar,
+    /// no `--keep` overrides.
+    pub fn new(out_type: OutType) -> Self {
+        ConvertOptions { out_type, vocab: None, progress: false, keep: Vec::new() }
+    }
+}
+
+/// How one tensor's values changed when written (all zeros when copied exactly).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorStat {
+    /// GGUF name.
+    pub name: String,
+    /// The policy role.
+    pub role: Role,
+    /// Element type in the input.
+    pub source: GgmlType,
+    /// Element type written.
+    pub ty: GgmlType,
+    /// A block type was asked for, but the rows are not whole blocks: F16 was written.
+    pub fell_back: bool,
+    /// The outlier guard moved the tensor off this policy type, whose column-normalized
+    /// relative RMS error was the second value (`crate::policy::OUTLIER_GUARD`).
+    pub guarded: Option<(GgmlType, f64)>,
+    /// Number of elements.
+    pub elements: u64,
+    /// Bytes of data written.
+    pub bytes: u64,
+    /// `Σ (x − x̂)²` over the elements, `x` the input value and `x̂` the stored one.
+    pub sum_sq_err: f64,
+    /// `Σ x²`.
+    pub sum_sq: f64,
+}
+
+impl TensorStat {
+    /// Relative RMS error `sqrt(Σ(x − x̂)² / Σx²)` (0 for an all-zero tensor stored exactly).
+    pub fn rel_rms(&self) -> f64 {
+        rel_rms(self.sum_sq_err, self.sum_sq)
+    }
+
+    /// Whether the stored values may differ from the input: the type changed, and not
+    /// merely widened to f32 (which is exact).
+    pub fn lossy(&self) -> bool {
+        self.ty != self.source && self.ty != GgmlType::F32
+    }
+}
+
+fn rel_rms(err: f64, sq: f64) -> f64 {
+    if sq > 0.0 {
+        (err / sq).sqrt()
+    } else if err == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// The kind of input file.
@@ -111,6 +185,23 @@ pub struct ConvertReport {
     pub vocab_tokens: Option<usize>,
     /// The vocabulary file used, if one was read.
     pub vocab_file: Option<PathBuf>,
+    /// Every tensor written, in file order, with its conversion error.
+    pub tensor_stats: Vec<TensorStat>,
+}
+
+impl ConvertReport {
+    /// Relative RMS error over all lossily converted tensors together
+    /// (`sqrt(ΣΣ(x − x̂)² / ΣΣx²)`), or `None` if there are none.
+    pub fn overall_rel_rms(&self) -> Option<f64> {
+        let converted = self.tensor_stats.iter().filter(|t| t.lossy());
+        let (err, sq, n) = converted.fold((0.0, 0.0, 0), |(e, s, n), t| (e + t.sum_sq_err, s + t.sum_sq, n + 1));
+        (n > 0).then(|| rel_rms(err, sq))
+    }
+
+    /// The lossily converted tensor with the largest relative RMS error.
+    pub fn worst(&self) -> Option<&TensorStat> {
+        self.tensor_stats.iter().filter(|t| t.lossy()).max_by(|a, b| a.rel_rms().total_cmp(&b.rel_rms()))
+    }
 }
 
 /// Converts `input` (official `.pth`, Hugging Face directory or `.safetensors` file, or
@@ -145,22 +236,33 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
             let p = vocab_path.as_deref().unwrap_or(input);
             Some(add_tokenizer(&mut w, v, ckpt.dims().vocab).with_context(|| at(p))?)
         }
-        None => None,
+        None => {
+            add_no_tokenizer(&mut w, ckpt.dims().vocab).with_context(|| at(output))?;
+            None
+        }
     };
-    let plan = plan_tensors(&ckpt, opts.out_type).with_context(|| at(input))?;
+    let plan = plan_tensors(&ckpt, opts.out_type, &opts.keep).with_context(|| at(input))?;
     let n = plan.len();
     let pb = progress_bar(n as u64, opts.progress);
+    let stats = Rc::new(RefCell::new(Vec::with_capacity(n)));
     for t in plan {
         let pb = pb.clone();
-        let Planned { name, ne, ty, recipe } = t;
+        let Planned { name, ne, choice, recipe } = t;
+        let ty = choice.ty;
         let label = name.clone();
+        let stats = Rc::clone(&stats);
+        let dims = ne.clone();
         w.add_tensor_with(
-            name,
-            &ne,
+            name.clone(),
+            &dims,
             ty,
             Box::new(move |out: &mut dyn Write| {
                 pb.set_message(label);
-                write_recipe(&recipe, ty, out)?;
+                let mut acc = ErrAcc::default();
+                write_recipe(&recipe, ty, out, &mut acc).with_context(|| format!("tensor `{name}`"))?;
+                let elements = ne.iter().product();
+                let source = recipe.source_type();
+                stats.borrow_mut().push(acc.stat(name, choice, source, elements, &ne));
                 pb.inc(1);
                 Ok(())
             }),
@@ -177,6 +279,7 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
         dims: Some(*ckpt.dims()),
         vocab_tokens,
         vocab_file: vocab_path,
+        tensor_stats: stats.take(),
     })
 }
 
@@ -270,6 +373,15 @@ fn add_model_metadata(w: &mut GgufWriter<'_>, ckpt: &Checkpoint, name: &str, out
     Ok(())
 }
 
+/// What a file without a vocabulary says instead (FORMAT.md §4): llama.cpp refuses a file
+/// with no `tokenizer.ggml.model` at all, and accepts `"none"` when `rwkv7.vocab_size`
+/// gives the embedding rows (checked with llama.cpp's loader; its converter does the same).
+fn add_no_tokenizer(w: &mut GgufWriter<'_>, v: usize) -> Result<()> {
+    w.add_metadata("tokenizer.ggml.model", "none")?;
+    w.add_metadata("rwkv7.vocab_size", u32::try_from(v).context("vocabulary size does not fit in u32")?)?;
+    Ok(())
+}
+
 /// The tokenizer keys (FORMAT.md §4) for `vocab` (id → bytes, id 0 unlisted) padded to
 /// `v` tokens. Returns the number of tokens stored.
 fn add_tokenizer(w: &mut GgufWriter<'_>, vocab: &[Vec<u8>], v: usize) -> Result<usize> {
@@ -320,23 +432,49 @@ enum Recipe<'c> {
     Concat(Vec<&'c Tensor>),
 }
 
+impl Recipe<'_> {
+    /// The element type of the input (of the first part, for a concatenation).
+    fn source_type(&self) -> GgmlType {
+        let t = match self {
+            Recipe::Copy(t) | Recipe::Transpose(t) => Some(*t),
+            Recipe::Concat(ts) => ts.first().copied(),
+        };
+        t.map_or(GgmlType::F32, |t| ggml_of(t.dtype))
+    }
+}
+
 struct Planned<'c> {
     name: String,
     ne: Vec<u64>,
-    ty: GgmlType,
+    choice: Choice,
     recipe: Recipe<'c>,
 }
 
-/// The output tensor list of FORMAT.md §3.1, in the order it is written.
-fn plan_tensors<'c>(ckpt: &'c Checkpoint, out: OutType) -> Result<Vec<Planned<'c>>> {
+/// The output tensor list of FORMAT.md §3.1, in the order it is written, with each
+/// tensor's type from the policy and `keep`. Errors name no file (the caller adds it).
+fn plan_tensors<'c>(ckpt: &'c Checkpoint, out: OutType, keep: &[Keep]) -> Result<Vec<Planned<'c>>> {
+    let mut used = vec![false; keep.len()];
+    let mut plan = plan_layout(ckpt)?
+        .into_iter()
+        .map(|(name, ne, recipe)| {
+            let mut choice = choose_type(&name, &ne, out, keep, &mut used)?;
+            apply_guard(&mut choice, &Values::Recipe(&recipe), &ne).with_context(|| format!("tensor `{name}`"))?;
+            Ok(Planned { name, ne, choice, recipe })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    check_all_used(keep, &used)?;
+    plan.shrink_to_fit();
+    Ok(plan)
+}
+
+/// The output tensor list of FORMAT.md §3.1: names, shapes and recipes.
+fn plan_layout<'c>(ckpt: &'c Checkpoint) -> Result<Vec<(String, Vec<u64>, Recipe<'c>)>> {
     let d = *ckpt.dims();
     let (c, v, f) = (d.n_embd as u64, d.vocab as u64, d.ffn as u64);
     let get = |name: &str| ckpt.get(name).ok_or_else(|| anyhow!("tensor `{name}` is missing"));
-    let mat = out.ggml_type();
     let mut plan = Vec::new();
     let mut add = |name: String, ne: Vec<u64>, recipe: Recipe<'c>| {
-        let ty = target_type(&name, &ne, mat);
-        plan.push(Planned { name, ne, ty, recipe });
+        plan.push((name, ne, recipe));
     };
     add("token_embd.weight".into(), vec![c, v], Recipe::Copy(get("emb.weight")?));
     add("token_embd_norm.weight".into(), vec![c], Recipe::Copy(get("blocks.0.ln0.weight")?));
@@ -396,14 +534,12 @@ fn plan_tensors<'c>(ckpt: &'c Checkpoint, out: OutType) -> Result<Vec<Planned<'c
     Ok(plan)
 }
 
-/// Tensors llama.cpp's converter always stores as F32, whatever the requested type.
-const ALWAYS_F32: [&str; 3] = ["time_mix_lerp_fused.weight", "time_mix_w1.weight", "time_mix_w2.weight"];
-
-/// The type a tensor is written as: F32 for vectors and the always-F32 tensors, the
-/// requested type for other matrices.
-fn target_type(name: &str, ne: &[u64], matrix: GgmlType) -> GgmlType {
-    let is_matrix = ne.iter().filter(|&&d| d > 1).count() >= 2;
-    if !is_matrix || ALWAYS_F32.iter().any(|s| name.ends_with(s)) { GgmlType::F32 } else { matrix }
+fn ggml_of(dtype: DType) -> GgmlType {
+    match dtype {
+        DType::F32 => GgmlType::F32,
+        DType::F16 => GgmlType::F16,
+        DType::BF16 => GgmlType::BF16,
+    }
 }
 
 fn dtype_of(ty: GgmlType) -> Option<DType> {
@@ -418,17 +554,208 @@ fn dtype_of(ty: GgmlType) -> Option<DType> {
 /// Elements per conversion chunk.
 const CHUNK: usize = 1 << 16;
 
-/// Encodes f32 values as `ty` into `buf`, refusing values that become infinite.
-fn encode(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>) -> Result<()> {
+/// Accumulates `Σ(x − x̂)²` and `Σx²` while a tensor is written.
+#[derive(Clone, Copy, Debug, Default)]
+struct ErrAcc {
+    sum_sq_err: f64,
+    sum_sq: f64,
+}
+
+impl ErrAcc {
+    fn add(&mut self, x: &[f32], stored: impl Iterator<Item = f32>) {
+        for (&a, b) in x.iter().zip(stored) {
+            let (a, b) = (a as f64, b as f64);
+            self.sum_sq_err += (a - b) * (a - b);
+            self.sum_sq += a * a;
+        }
+    }
+
+    fn stat(self, name: String, choice: Choice, source: GgmlType, elements: u64, ne: &[u64]) -> TensorStat {
+        let bytes = crate::gguf_write::tensor_bytes(ne, choice.ty).unwrap_or(0);
+        TensorStat {
+            name,
+            role: choice.role,
+            source,
+            ty: choice.ty,
+            fell_back: choice.fell_back,
+            guarded: choice.guarded,
+            elements,
+            bytes,
+            sum_sq_err: self.sum_sq_err,
+            sum_sq: self.sum_sq,
+        }
+    }
+}
+
+/// Block-quantizes `values` (whole 32-element blocks, rows being whole blocks) with
+/// ggml's reference rounding, appending the blocks to `buf` and writing the stored values
+/// to `deq`. Non-finite inputs and block scales beyond the f16 range are errors: llama.cpp
+/// would store an infinite scale and compute NaNs. All-zero blocks get scale 0 and zero
+/// quants (so they decode to zeros, never NaN).
+fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f32]) -> Result<()> {
+    use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
+    ensure!(values.len().is_multiple_of(QK), "{} values do not fill whole blocks of {QK}", values.len());
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        bail!("value {v} cannot be quantized to {}", ty.name());
+    }
+    let too_large = || {
+        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        anyhow!("max |value| {amax} is too large for a {} block scale (f16)", ty.name())
+    };
+    match ty {
+        GgmlType::Q8_0 => {
+            let mut blocks = vec![BlockQ8_0::new(half::f16::ZERO, [0; QK]); values.len() / QK];
+            quant::quantize_row_q8_0(values, &mut blocks);
+            if !blocks.iter().all(|b| b.d().is_finite()) {
+                return Err(too_large());
+            }
+            quant::dequantize_row_q8_0(&blocks, deq);
+            buf.extend_from_slice(bytemuck::cast_slice(&blocks));
+        }
+        GgmlType::Q4_0 => {
+            let mut blocks = vec![BlockQ4_0::new(half::f16::ZERO, [8; QK]); values.len() / QK];
+            quant::quantize_row_q4_0(values, &mut blocks);
+            if !blocks.iter().all(|b| b.d().is_finite()) {
+                return Err(too_large());
+            }
+            quant::dequantize_row_q4_0(&blocks, deq);
+            buf.extend_from_slice(bytemuck::cast_slice(&blocks));
+        }
+        other => bail!("cannot block-quantize to {}", other.name()),
+    }
+    Ok(())
+}
+
+/// [`quantize_blocks`] into `buf`, with the rounding error added to `acc`.
+fn encode_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, acc: &mut ErrAcc) -> Result<()> {
+    let mut deq = vec![0f32; values.len()];
+    quantize_blocks(values, ty, buf, &mut deq)?;
+    acc.add(values, deq.into_iter());
+    Ok(())
+}
+
+/// Where a tensor's input values come from; readable as f32 chunks, more than once.
+enum Values<'a> {
+    /// A planned checkpoint tensor.
+    Recipe(&'a Recipe<'a>),
+    /// Raw little-endian elements of a GGUF tensor.
+    Raw(&'a [u8], DType),
+}
+
+impl Values<'_> {
+    /// Calls `f` on consecutive chunks of the values in storage order (each chunk a
+    /// multiple of 32 values, except possibly the last).
+    fn for_each_chunk(&self, f: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<()> {
+        fn raw(src: &[u8], dtype: DType, f: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<()> {
+            let mut vals = Vec::with_capacity(CHUNK);
+            for chunk in src.chunks(CHUNK * dtype.size()) {
+                vals.clear();
+                decode_f32(dtype, chunk, &mut vals);
+                f(&vals)?;
+            }
+            Ok(())
+        }
+        match self {
+            Values::Raw(src, dtype) => raw(src, *dtype, f),
+            Values::Recipe(Recipe::Copy(t)) => raw(t.data.as_slice(), t.dtype, f),
+            Values::Recipe(Recipe::Concat(ts)) => ts.iter().try_for_each(|t| raw(t.data.as_slice(), t.dtype, f)),
+            Values::Recipe(Recipe::Transpose(t)) => f(&transposed(t)?),
+        }
+    }
+}
+
+/// Relative RMS error of storing `values` (rows of `cols`) as the block type `ty`, with
+/// every column first divided by its RMS: `sqrt(Σ((x − x̂)/c_j)² / Σ(x/c_j)²)`.
+///
+/// For weights without outliers this equals the plain relative error. When a column is
+/// much larger than the others (a channel outlier), its blocks' scale is set by it and the
+/// other 31 weights of those blocks lose their precision; the plain error hides that (the
+/// outlier dominates `Σx²`), this one does not. Treating every input channel as equally
+/// important is exact when the outlier column meets a correspondingly small activation,
+/// which is how such outliers arise (a LayerNorm weight or gate folded into the matrix).
+/// All-zero columns are skipped; an all-zero tensor has error 0.
+fn column_normalized_error(values: &Values<'_>, cols: usize, ty: GgmlType) -> Result<f64> {
+    let mut col_sq = vec![0f64; cols];
+    let mut pos = 0usize;
+    values.for_each_chunk(&mut |v| {
+        for (i, &x) in v.iter().enumerate() {
+            col_sq[(pos + i) % cols] += x as f64 * x as f64;
+        }
+        pos += v.len();
+        Ok(())
+    })?;
+    let rows = (pos / cols.max(1)) as f64;
+    let inv_rms: Vec<f64> = col_sq.iter().map(|&s| if s > 0.0 { (rows / s).sqrt() } else { 0.0 }).collect();
+    let (mut err, mut total, mut pos) = (0f64, 0f64, 0usize);
+    let (mut buf, mut deq) = (Vec::new(), Vec::new());
+    values.for_each_chunk(&mut |v| {
+        buf.clear();
+        deq.resize(v.len(), 0.0);
+        quantize_blocks(v, ty, &mut buf, &mut deq)?;
+        for (i, (&x, &q)) in v.iter().zip(&deq).enumerate() {
+            let w = inv_rms[(pos + i) % cols];
+            err += ((x as f64 - q as f64) * w).powi(2);
+            total += (x as f64 * w).powi(2);
+        }
+        pos += v.len();
+        Ok(())
+    })?;
+    Ok(rel_rms(err, total))
+}
+
+/// The outlier guard ([`crate::policy::OUTLIER_GUARD`]): moves a policy choice of a block
+/// type one step finer while its column-normalized error is above the type's bound.
+/// Choices made by `--keep`, and F16 fallbacks, are left alone.
+fn apply_guard(choice: &mut Choice, values: &Values<'_>, ne: &[u64]) -> Result<()> {
+    if choice.from_keep || choice.fell_back {
+        return Ok(());
+    }
+    let cols = ne.first().copied().unwrap_or(1) as usize;
+    let policy_type = choice.ty;
+    while let Some(bound) = guard_bound(choice.ty) {
+        let err = column_normalized_error(values, cols, choice.ty)?;
+        if err <= bound {
+            break;
+        }
+        if choice.guarded.is_none() {
+            choice.guarded = Some((policy_type, err));
+        }
+        choice.ty = finer(choice.ty);
+    }
+    Ok(())
+}
+
+/// A 2-D checkpoint tensor transposed, as f32.
+fn transposed(t: &Tensor) -> Result<Vec<f32>> {
+    let [rows, cols] = *t.shape.as_slice() else { bail!("`{}` is not a matrix", t.name) };
+    let vals = t.to_f32();
+    let mut tr = vec![0f32; vals.len()];
+    for (r, row) in vals.chunks_exact(cols.max(1)).enumerate() {
+        for (col, &x) in row.iter().enumerate() {
+            if let Some(dst) = tr.get_mut(col * rows + r) {
+                *dst = x;
+            }
+        }
+    }
+    Ok(tr)
+}
+
+/// Encodes f32 values as `ty` into `buf`, refusing values that become infinite, and
+/// accumulates the rounding error into `acc`.
+fn encode(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, acc: &mut ErrAcc) -> Result<()> {
     buf.clear();
     match ty {
-        GgmlType::F32 => buf.extend(values.iter().flat_map(|v| v.to_le_bytes())),
+        GgmlType::F32 => {
+            buf.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            acc.add(values, values.iter().copied());
+        }
         GgmlType::F16 => {
             for &v in values {
                 let h = half::f16::from_f32(v);
                 ensure!(h.is_finite() || !v.is_finite(), "value {v} is outside the f16 range");
                 buf.extend(h.to_le_bytes());
             }
+            acc.add(values, values.iter().map(|&v| half::f16::from_f32(v).to_f32()));
         }
         GgmlType::BF16 => {
             for &v in values {
@@ -436,7 +763,9 @@ fn encode(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>) -> Result<()> {
                 ensure!(h.is_finite() || !v.is_finite(), "value {v} is outside the bf16 range");
                 buf.extend(h.to_le_bytes());
             }
+            acc.add(values, values.iter().map(|&v| half::bf16::from_f32(v).to_f32()));
         }
+        GgmlType::Q8_0 | GgmlType::Q4_0 => encode_blocks(values, ty, buf, acc)?,
         other => bail!("cannot encode {}", other.name()),
     }
     Ok(())
@@ -444,9 +773,11 @@ fn encode(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>) -> Result<()> {
 
 /// Writes `src` (elements of `dtype`) as `ty`: a plain copy when the types match, else
 /// chunk by chunk through f32.
-fn write_converted(src: &[u8], dtype: DType, ty: GgmlType, out: &mut dyn Write) -> Result<()> {
+///
+/// `CHUNK` is a multiple of 32, so for a block type every chunk is whole blocks.
+fn write_converted(src: &[u8], dtype: DType, ty: GgmlType, out: &mut dyn Write, acc: &mut ErrAcc) -> Result<()> {
     if dtype_of(ty) == Some(dtype) {
-        out.write_all(src)?;
+        out.write_all(src)?; // Exact: no error to accumulate.
         return Ok(());
     }
     let mut vals = Vec::with_capacity(CHUNK);
@@ -454,29 +785,20 @@ fn write_converted(src: &[u8], dtype: DType, ty: GgmlType, out: &mut dyn Write) 
     for chunk in src.chunks(CHUNK * dtype.size()) {
         vals.clear();
         decode_f32(dtype, chunk, &mut vals);
-        encode(&vals, ty, &mut buf)?;
+        encode(&vals, ty, &mut buf, acc)?;
         out.write_all(&buf)?;
     }
     Ok(())
 }
 
-fn write_recipe(recipe: &Recipe<'_>, ty: GgmlType, out: &mut dyn Write) -> Result<()> {
+fn write_recipe(recipe: &Recipe<'_>, ty: GgmlType, out: &mut dyn Write, acc: &mut ErrAcc) -> Result<()> {
     match recipe {
-        Recipe::Copy(t) => write_converted(t.data.as_slice(), t.dtype, ty, out),
-        Recipe::Concat(ts) => ts.iter().try_for_each(|t| write_converted(t.data.as_slice(), t.dtype, ty, out)),
+        Recipe::Copy(t) => write_converted(t.data.as_slice(), t.dtype, ty, out, acc),
+        Recipe::Concat(ts) => ts.iter().try_for_each(|t| write_converted(t.data.as_slice(), t.dtype, ty, out, acc)),
         Recipe::Transpose(t) => {
-            let [rows, cols] = *t.shape.as_slice() else { bail!("`{}` is not a matrix", t.name) };
-            let vals = t.to_f32();
-            let mut tr = vec![0f32; vals.len()];
-            for (r, row) in vals.chunks_exact(cols.max(1)).enumerate() {
-                for (col, &x) in row.iter().enumerate() {
-                    if let Some(dst) = tr.get_mut(col * rows + r) {
-                        *dst = x;
-                    }
-                }
-            }
+            let tr = transposed(t)?;
             let mut buf = Vec::new();
-            encode(&tr, ty, &mut buf)?;
+            encode(&tr, ty, &mut buf, acc)?;
             out.write_all(&buf)?;
             Ok(())
         }
@@ -525,7 +847,9 @@ fn meta_of(v: &Value<'_>) -> MetaValue {
     }
 }
 
-/// GGUF → GGUF: matrices re-encoded by [`target_type`], everything else copied.
+/// GGUF → GGUF: tensors re-encoded by the type policy ([`choose_type`]), metadata copied.
+/// Q8_0/Q4_0 inputs can be written as float types (dequantized) or copied as they are,
+/// but not re-quantized to another block type.
 fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<ConvertReport> {
     let at = |p: &Path| p.display().to_string();
     let bytes = map_file(input).with_context(|| at(input))?;
@@ -538,7 +862,7 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
             arch.map_or("missing".into(), |a| format!("`{a}`"))
         );
     }
-    let has_tokenizer = g.get("tokenizer.ggml.model").is_some();
+    let has_tokenizer = g.get("tokenizer.ggml.model").is_some_and(|m| !matches!(m.as_str(), Some("none" | "no_vocab")));
     let vocab_path = opts.vocab.clone().or_else(|| {
         let beside = model_dir(input).join(WORLD_VOCAB_FILE);
         (!has_tokenizer && beside.is_file()).then_some(beside)
@@ -566,6 +890,10 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
         w.add_metadata("general.file_type", opts.out_type.file_type()).with_context(|| at(output))?;
     }
     let mut vocab_tokens = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len() as usize);
+    if vocab.is_none() && g.get("tokenizer.ggml.model").is_none() {
+        let rows = g.tensor("token_embd.weight").and_then(|t| t.dims().get(1).copied()).unwrap_or(0);
+        add_no_tokenizer(&mut w, usize::try_from(rows).with_context(|| at(input))?).with_context(|| at(output))?;
+    }
     if let Some(v) = &vocab {
         let rows = g
             .tensor("token_embd.weight")
@@ -579,40 +907,52 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
     let tensors: Vec<_> = g.tensors().collect();
     let n = tensors.len();
     let pb = progress_bar(n as u64, opts.progress);
-    let mat = opts.out_type.ggml_type();
+    let stats = Rc::new(RefCell::new(Vec::with_capacity(n)));
+    let mut used = vec![false; opts.keep.len()];
     for t in tensors {
-        let mut ty = target_type(t.name, t.dims(), mat);
+        let mut choice =
+            choose_type(t.name, t.dims(), opts.out_type, &opts.keep, &mut used).with_context(|| at(input))?;
         let dtype = dtype_of(t.ggml_type);
+        if let Some(dtype) = dtype {
+            apply_guard(&mut choice, &Values::Raw(t.data, dtype), t.dims())
+                .with_context(|| format!("{}: tensor `{}`", at(input), t.name))?;
+        }
+        let block_source = matches!(t.ggml_type, GgmlType::Q8_0 | GgmlType::Q4_0);
         if dtype.is_none() {
-            if t.ggml_type == ty || !t.dims().iter().any(|&d| d > 1) {
-                ty = t.ggml_type; // Quantized or integer data that needs no change: copy.
-            } else {
+            let is_vector = !t.dims().iter().any(|&d| d > 1);
+            if t.ggml_type == choice.ty || (is_vector && !block_source) {
+                choice.ty = t.ggml_type; // Quantized or integer data that needs no change: copy.
+            } else if !(block_source && dtype_of(choice.ty).is_some()) {
                 bail!(
-                    "{}: tensor `{}` is {}; converting from quantized types is not supported",
+                    "{}: tensor `{}` is {}; re-quantizing to {} is not supported (convert from the float model)",
                     at(input),
                     t.name,
-                    t.ggml_type.name()
+                    t.ggml_type.name(),
+                    choice.ty.name()
                 );
             }
         }
         let pb = pb.clone();
         let label = t.name.to_string();
-        let source: crate::gguf_write::TensorSource<'_> = match dtype {
-            Some(dtype) => Box::new(move |out: &mut dyn Write| {
-                pb.set_message(label);
-                write_converted(t.data, dtype, ty, out)?;
-                pb.inc(1);
-                Ok(())
-            }),
-            None => Box::new(move |out: &mut dyn Write| {
-                pb.set_message(label);
-                out.write_all(t.data)?;
-                pb.inc(1);
-                Ok(())
-            }),
-        };
+        let stats = Rc::clone(&stats);
+        let ty = choice.ty;
+        let ne = t.dims().to_vec();
+        let source: crate::gguf_write::TensorSource<'_> = Box::new(move |out: &mut dyn Write| {
+            pb.set_message(label.clone());
+            let mut acc = ErrAcc::default();
+            match dtype {
+                Some(dtype) => write_converted(t.data, dtype, ty, out, &mut acc),
+                None if t.ggml_type != ty => write_dequantized(t.data, t.ggml_type, ty, out, &mut acc),
+                None => Ok(out.write_all(t.data)?),
+            }
+            .with_context(|| format!("tensor `{label}`"))?;
+            stats.borrow_mut().push(acc.stat(label, choice, t.ggml_type, t.n_elements(), &ne));
+            pb.inc(1);
+            Ok(())
+        });
         w.add_tensor_with(t.name, t.dims(), ty, source).with_context(|| at(output))?;
     }
+    check_all_used(&opts.keep, &used).with_context(|| at(input))?;
     let size = w.write_file_checked(output, |tmp| check_output(tmp, n)).with_context(|| at(output))?;
     pb.finish_and_clear();
     Ok(ConvertReport {
@@ -623,14 +963,35 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
         dims: None,
         vocab_tokens,
         vocab_file: vocab_path,
+        tensor_stats: stats.take(),
     })
+}
+
+/// Writes Q8_0 / Q4_0 blocks as the float type `ty` (dequantized; exact for f32).
+fn write_dequantized(src: &[u8], from: GgmlType, ty: GgmlType, out: &mut dyn Write, acc: &mut ErrAcc) -> Result<()> {
+    use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
+    let block_bytes = from.block_bytes() as usize;
+    let mut vals = vec![0f32; CHUNK];
+    let mut buf = Vec::new();
+    for chunk in src.chunks(CHUNK / QK * block_bytes) {
+        let n = chunk.len() / block_bytes * QK;
+        let vals = &mut vals[..n];
+        match from {
+            GgmlType::Q8_0 => quant::dequantize_row_q8_0(bytemuck::cast_slice::<u8, BlockQ8_0>(chunk), vals),
+            GgmlType::Q4_0 => quant::dequantize_row_q4_0(bytemuck::cast_slice::<u8, BlockQ4_0>(chunk), vals),
+            other => bail!("cannot decode {}", other.name()),
+        }
+        encode(vals, ty, &mut buf, acc)?;
+        out.write_all(&buf)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::Bytes;
-    use crate::checkpoint::tests::{tiny_official_as, values_for};
+    use crate::checkpoint::tests::{encode_as, tiny_official_as, values_for};
     use crate::pth_write::{Spec, build_pth};
     use rwkv7_core::gguf::TensorInfo;
 
@@ -640,7 +1001,7 @@ mod tests {
     const RANKS: [usize; 4] = [32, 16, 8, 24];
 
     fn opts(out_type: OutType) -> ConvertOptions {
-        ConvertOptions { out_type, vocab: None, progress: false }
+        ConvertOptions::new(out_type)
     }
 
     /// Writes `tensors` as a torch-style `.pth` file.
@@ -809,7 +1170,8 @@ mod tests {
         assert_eq!(meta("rwkv7.attention.iclr_lora_rank"), Value::U32(16));
         assert_eq!(meta("rwkv7.attention.value_residual_mix_lora_rank"), Value::U32(8));
         assert_eq!(meta("rwkv7.attention.gate_lora_rank"), Value::U32(24));
-        assert!(g.get("tokenizer.ggml.model").is_none());
+        assert_eq!(g.get("tokenizer.ggml.model").and_then(|m| m.as_str()), Some("none"));
+        assert!(g.get("rwkv7.vocab_size").and_then(|v| v.as_u64()).is_some());
         assert!(g.get("rwkv7.token_shift_count").is_none());
 
         let t = tensors_of(&g);
@@ -1167,14 +1529,270 @@ mod tests {
         assert_eq!(tok.encode(&"a".repeat(200)), [53739; 25]);
     }
 
+    fn types_of(path: &Path) -> HashMap<String, GgmlType> {
+        let bytes = std::fs::read(path).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        g.tensors().map(|t| (t.name.to_string(), t.ggml_type)).collect()
+    }
+
+    /// q8_0 / q4_0 files follow the policy table, carry llama.cpp's file type, load in the
+    /// runtime as Q8_0/Q4_0 matrices, and an embedding row of a quantized file is the
+    /// dequantized blocks.
+    #[test]
+    fn quantized_outputs_follow_the_policy_and_load() {
+        use rwkv7_kernels::{MatrixData, quant};
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = tiny_official_as(2, 64, 20, [32, 16, 8, 24], DType::BF16);
+        let pth = dir.path().join("m.pth");
+        write_pth(&pth, &tensors);
+        let (f16, q8) = (GgmlType::F16, GgmlType::Q8_0);
+        for (out_type, file_type, big, first) in
+            [(OutType::Q8_0, 7u32, GgmlType::Q8_0, GgmlType::F16), (OutType::Q4_0, 2u32, GgmlType::Q4_0, q8)]
+        {
+            let out = dir.path().join(format!("m.{}.gguf", out_type.name()));
+            let report = convert(&pth, &out, &opts(out_type)).unwrap();
+            let bytes = std::fs::read(&out).unwrap();
+            let g = Gguf::parse(&bytes).unwrap();
+            assert_eq!(g.get("general.file_type"), Some(Value::U32(file_type)));
+            let ty = types_of(&out);
+            for (name, want) in [
+                ("token_embd.weight", q8),
+                ("output.weight", q8),
+                ("blk.0.time_mix_key.weight", first),
+                ("blk.0.time_mix_output.weight", first),
+                ("blk.1.time_mix_key.weight", big),
+                ("blk.1.time_mix_output.weight", big),
+                ("blk.0.channel_mix_key.weight", first),
+                ("blk.1.channel_mix_key.weight", big),
+                ("blk.1.channel_mix_value.weight", big),
+                ("blk.1.time_mix_g1.weight", q8),
+                ("blk.1.time_mix_a2.weight", f16), // rank 16: rows are not whole blocks
+                ("blk.1.time_mix_w1.weight", GgmlType::F32),
+                ("blk.1.time_mix_k_k.weight", GgmlType::F32),
+                ("blk.1.time_mix_lerp_fused.weight", GgmlType::F32),
+            ] {
+                assert_eq!(ty[name], want, "{out_type:?}: {name}");
+            }
+            // Every lossy tensor has a finite, plausible error; bf16 → f32 vectors are exact.
+            let stat = |n: &str| report.tensor_stats.iter().find(|t| t.name == n).unwrap();
+            let big_err = stat("blk.1.time_mix_key.weight").rel_rms();
+            let bound = if out_type == OutType::Q8_0 { 0.01 } else { 0.12 };
+            assert!(big_err > 0.0 && big_err < bound, "{out_type:?}: {big_err}");
+            assert_eq!(stat("blk.1.time_mix_k_k.weight").rel_rms(), 0.0);
+            assert!(!stat("blk.1.time_mix_k_k.weight").lossy());
+            assert!(stat("blk.1.time_mix_a2.weight").fell_back);
+            let worst = report.worst().unwrap();
+            assert!(report.overall_rel_rms().unwrap() <= worst.rel_rms());
+
+            let model = rwkv7::LoadedModel::open(&out).unwrap();
+            let m = model.model();
+            let emb = m.matrix(m.globals().emb);
+            let MatrixData::Q8_0(blocks) = emb.data() else { panic!("embedding is not Q8_0") };
+            let mut want = vec![0f32; 64];
+            quant::dequantize_row_q8_0(&blocks[2 * 7..2 * 8], &mut want);
+            let mut got = vec![0f32; 64];
+            emb.row_to_f32(7, &mut got);
+            assert_eq!(got, want);
+            let key = m.matrix(m.layers()[1].key);
+            assert!(matches!(key.data(), MatrixData::Q8_0(_) | MatrixData::Q4_0(_)));
+            let mut runner = rwkv7::Runner::new(&model, rwkv7_core::KernelSet::SCALAR, 4);
+            let logits = runner.logits_seq(&[1, 2, 3, 19, 0]).unwrap();
+            assert!(logits.iter().all(|x| x.is_finite()));
+        }
+    }
+
+    /// ggml block layout bytes: Q8_0 = f16 scale + 32 i8, Q4_0 = f16 scale + 16 bytes with
+    /// element j in the low nibble and j+16 in the high nibble of byte j.
+    #[test]
+    fn block_bytes_are_ggml_layout() {
+        let mut x = [0f32; 32];
+        x[0] = 127.0;
+        x[1] = -1.0;
+        x[16] = 3.0;
+        let (mut buf, mut deq) = (Vec::new(), vec![0f32; 32]);
+        quantize_blocks(&x, GgmlType::Q8_0, &mut buf, &mut deq).unwrap();
+        assert_eq!(buf.len(), 34);
+        assert_eq!(&buf[..2], &half::f16::from_f32(1.0).to_le_bytes());
+        assert_eq!((buf[2] as i8, buf[3] as i8, buf[18] as i8), (127, -1, 3));
+        assert_eq!(deq, x);
+        let mut x = [0f32; 32];
+        x[0] = -8.0; // the largest magnitude, negative: d = -8 / -8 = 1
+        x[1] = 7.0;
+        x[16] = 2.0;
+        x[17] = -3.0;
+        buf.clear();
+        quantize_blocks(&x, GgmlType::Q4_0, &mut buf, &mut deq).unwrap();
+        assert_eq!(buf.len(), 18);
+        assert_eq!(&buf[..2], &half::f16::from_f32(1.0).to_le_bytes());
+        // codes = value + 8: x[0] → 0, x[16] → 10 (high nibble of byte 0); x[1] → 15, x[17] → 5.
+        assert_eq!(buf[2], 10 << 4);
+        assert_eq!(buf[3], 15 | (5 << 4));
+        assert_eq!(deq, x);
+    }
+
+    /// All-zero and tiny blocks give zero scales and zeros, never NaN; non-finite values
+    /// and scales beyond f16 are errors.
+    #[test]
+    fn zero_blocks_and_bad_values() {
+        let mut acc = ErrAcc::default();
+        let mut buf = Vec::new();
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+            let mut vals = vec![0f32; 64];
+            vals[40] = 1e-40; // subnormal: the f32 scale's reciprocal overflows, the f16 scale is 0
+            let mut deq = vec![f32::NAN; 64];
+            buf.clear();
+            quantize_blocks(&vals, ty, &mut buf, &mut deq).unwrap();
+            assert!(deq.iter().all(|&x| x == 0.0), "{ty:?}");
+            encode(&vals, ty, &mut buf, &mut acc).unwrap();
+            let e = encode(&[f32::NAN; 32], ty, &mut buf, &mut acc).unwrap_err().to_string();
+            assert_eq!(e, format!("value NaN cannot be quantized to {}", ty.name()));
+            let mut big = vec![0f32; 32];
+            big[3] = 1e7;
+            let e = encode(&big, ty, &mut buf, &mut acc).unwrap_err().to_string();
+            assert_eq!(e, format!("max |value| 10000000 is too large for a {} block scale (f16)", ty.name()));
+        }
+        assert!(acc.sum_sq_err.is_finite() && acc.sum_sq.is_finite());
+        let stat = TensorStat {
+            name: "z".into(),
+            role: Role::FfnKey,
+            source: GgmlType::F32,
+            ty: GgmlType::Q4_0,
+            fell_back: false,
+            guarded: None,
+            elements: 32,
+            bytes: 18,
+            sum_sq_err: 0.0,
+            sum_sq: 0.0,
+        };
+        assert_eq!(stat.rel_rms(), 0.0);
+    }
+
+    /// A matrix with a 64× outlier column is moved q4_0 → q8_0 → f16 by the guard; one
+    /// without is left alone; `--keep` is never overridden.
+    #[test]
+    fn outlier_guard() {
+        let (rows, cols) = (64usize, 128usize);
+        let mut vals = values_for("w", rows * cols);
+        let t = Tensor::new("w", DType::F32, vec![rows, cols], Bytes::from_vec(encode_as(&vals, DType::F32))).unwrap();
+        let recipe = Recipe::Copy(&t);
+        let plain = column_normalized_error(&Values::Recipe(&recipe), cols, GgmlType::Q4_0).unwrap();
+        assert!((0.05..0.12).contains(&plain), "{plain}");
+        let base = choose_type("blk.1.time_mix_key.weight", &[128, 64], OutType::Q4_0, &[], &mut []).unwrap();
+        let mut c = base;
+        apply_guard(&mut c, &Values::Recipe(&recipe), &[128, 64]).unwrap();
+        assert_eq!((c.ty, c.guarded), (GgmlType::Q4_0, None));
+        for r in 0..rows {
+            vals[r * cols + 5] *= 64.0;
+        }
+        let t = Tensor::new("w", DType::F32, vec![rows, cols], Bytes::from_vec(encode_as(&vals, DType::F32))).unwrap();
+        let recipe = Recipe::Copy(&t);
+        let mut c = base;
+        apply_guard(&mut c, &Values::Recipe(&recipe), &[128, 64]).unwrap();
+        assert_eq!(c.ty, GgmlType::F16);
+        let (from, err) = c.guarded.unwrap();
+        assert_eq!(from, GgmlType::Q4_0);
+        assert!(err > 0.3, "{err}");
+        let keep = vec!["blk.1.time_mix_key=q4_0".parse().unwrap()];
+        let mut c = choose_type("blk.1.time_mix_key.weight", &[128, 64], OutType::Q4_0, &keep, &mut [false]).unwrap();
+        apply_guard(&mut c, &Values::Recipe(&recipe), &[128, 64]).unwrap();
+        assert_eq!((c.ty, c.guarded), (GgmlType::Q4_0, None));
+    }
+
+    /// The runtime refuses block types where llama.cpp never writes them (the decay LoRA,
+    /// vectors), naming the tensor.
+    #[test]
+    fn runtime_refuses_quantized_decay_lora_and_vectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = tiny_official_as(1, 64, 20, [32, 32, 32, 32], DType::F32);
+        let pth = dir.path().join("m.pth");
+        write_pth(&pth, &tensors);
+        let f32_file = dir.path().join("m.gguf");
+        convert(&pth, &f32_file, &opts(OutType::F32)).unwrap();
+        let bytes = std::fs::read(&f32_file).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        for (victim, ty) in
+            [("blk.0.time_mix_w1.weight", GgmlType::Q8_0), ("blk.0.time_mix_k_k.weight", GgmlType::Q4_0)]
+        {
+            let mut w = GgufWriter::new();
+            for (k, v) in g.metadata() {
+                w.add_metadata(k, meta_of(&v)).unwrap();
+            }
+            for t in g.tensors() {
+                if t.name == victim {
+                    let vals: Vec<f32> =
+                        t.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    let mut buf = Vec::new();
+                    encode(&vals, ty, &mut buf, &mut ErrAcc::default()).unwrap();
+                    w.add_tensor(t.name, t.dims(), ty, buf).unwrap();
+                } else {
+                    w.add_tensor(t.name, t.dims(), t.ggml_type, t.data.to_vec()).unwrap();
+                }
+            }
+            let bad = dir.path().join("bad.gguf");
+            w.write_file(&bad).unwrap();
+            let err = rwkv7::LoadedModel::open(&bad).err().unwrap().to_string();
+            assert!(
+                err.ends_with(&format!("tensor `{victim}` has type {}, which is not supported for it", ty.name())),
+                "{err}"
+            );
+        }
+    }
+
+    /// GGUF → GGUF: a q4_0 file converts to f32 (exact dequantization) and copies to q4_0,
+    /// but is not re-quantized to q8_0; `--keep` mistakes name the input.
+    #[test]
+    fn quantized_gguf_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = tiny_official_as(2, 64, 20, [32, 32, 32, 32], DType::F32);
+        let pth = dir.path().join("m.pth");
+        write_pth(&pth, &tensors);
+        let q4 = dir.path().join("m.q4.gguf");
+        convert(&pth, &q4, &opts(OutType::Q4_0)).unwrap();
+        let f32_out = dir.path().join("m.f32.gguf");
+        convert(&q4, &f32_out, &opts(OutType::F32)).unwrap();
+        let (a, b) = (std::fs::read(&q4).unwrap(), std::fs::read(&f32_out).unwrap());
+        let (ga, gb) = (Gguf::parse(&a).unwrap(), Gguf::parse(&b).unwrap());
+        let blocks: &[rwkv7_kernels::BlockQ4_0] =
+            bytemuck::cast_slice(ga.tensor("blk.1.channel_mix_key.weight").unwrap().data);
+        let mut want = vec![0f32; blocks.len() * 32];
+        rwkv7_kernels::quant::dequantize_row_q4_0(blocks, &mut want);
+        let got: Vec<f32> = gb
+            .tensor("blk.1.channel_mix_key.weight")
+            .unwrap()
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(got, want);
+        let again = dir.path().join("again.gguf");
+        let r = convert(&q4, &again, &opts(OutType::Q4_0)).unwrap();
+        assert_eq!(std::fs::read(&again).unwrap().len(), a.len());
+        assert!(r.tensor_stats.iter().all(|t| !t.lossy()));
+        let err = format!("{:#}", convert(&q4, &again, &opts(OutType::Q8_0)).unwrap_err());
+        assert_eq!(
+            err,
+            format!(
+                "{}: tensor `blk.1.time_mix_receptance.weight` is q4_0; re-quantizing to q8_0 is not supported (convert from the float model)",
+                q4.display()
+            )
+        );
+        let keep = vec!["haed=q8_0".parse().unwrap()];
+        let err = format!("{:#}", convert(&pth, &again, &ConvertOptions { keep, ..opts(OutType::Q4_0) }).unwrap_err());
+        assert!(
+            err.starts_with(&format!("{}: --keep `haed=q8_0`: the pattern matches no weight matrix", pth.display())),
+            "{err}"
+        );
+    }
+
     #[test]
     fn f16_overflow_is_an_error() {
         let mut buf = Vec::new();
-        assert!(encode(&[1.0, 65504.0], GgmlType::F16, &mut buf).is_ok());
-        let err = encode(&[1e6], GgmlType::F16, &mut buf).unwrap_err().to_string();
+        let acc = &mut ErrAcc::default();
+        assert!(encode(&[1.0, 65504.0], GgmlType::F16, &mut buf, acc).is_ok());
+        let err = encode(&[1e6], GgmlType::F16, &mut buf, acc).unwrap_err().to_string();
         assert_eq!(err, "value 1000000 is outside the f16 range");
-        assert!(encode(&[f32::INFINITY, f32::NAN], GgmlType::F16, &mut buf).is_ok());
-        assert!(encode(&[f32::MAX], GgmlType::BF16, &mut buf).is_err());
+        assert!(encode(&[f32::INFINITY, f32::NAN], GgmlType::F16, &mut buf, acc).is_ok());
+        assert!(encode(&[f32::MAX], GgmlType::BF16, &mut buf, acc).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`checkpoint`]: the canonical checkpoint, dimension discovery and validation;
 //! - [`vocab`]: the World vocabulary file and llama.cpp's token strings;
 //! - [`gguf_write`]: a GGUF v3 writer;
+//! - [`policy`]: which type each tensor gets (the quantization policy, `--keep`);
 //! - [`convert`]: checkpoint (or GGUF) → GGUF.
 //!
 //! The entry point is [`convert()`]. The file layout written is `docs/FORMAT.md`.
@@ -17,11 +18,13 @@ pub mod checkpoint;
 pub mod convert;
 pub mod gguf_write;
 pub mod hf;
+pub mod policy;
 pub mod pth;
 pub mod pth_write;
 pub mod vocab;
 
 pub use checkpoint::{Checkpoint, CheckpointError, DType, Dims, Tensor};
-pub use convert::{ConvertOptions, ConvertReport, InputFormat, OutType, convert, detect_format};
+pub use convert::{ConvertOptions, ConvertReport, InputFormat, OutType, TensorStat, convert, detect_format};
 pub use gguf_write::{GgmlType, GgufWriter, MetaValue, TensorSource, ValueType, tensor_bytes};
+pub use policy::{Keep, POLICY, Role};
 pub use vocab::{WORLD_VOCAB_FILE, llama_token_text, parse_vocab, read_vocab};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rwkv7_quant::{ConvertOptions, OutType, convert};
+use rwkv7_quant::{ConvertOptions, ConvertReport, Keep, OutType, convert};
 
 /// Converts RWKV-7 checkpoints (official .pth, Hugging Face safetensors, GGUF) to GGUF.
 #[derive(Parser, Debug)]
@@ -27,15 +27,26 @@ struct QuantizeArgs {
     /// The GGUF file to write (replaced only once the new file is complete).
     #[arg(short, long)]
     output: PathBuf,
-    /// Type of the weight matrices (vectors and the decay LoRA always stay f32).
+    /// File type. f32/f16/bf16: every weight matrix in that type. q8_0/q4_0: the large
+    /// matrices block-quantized per the policy in docs/QUANTIZATION.md (q4_0 keeps the
+    /// embedding and head at q8_0). Vectors and the decay LoRA always stay f32.
     #[arg(short = 't', long = "type", value_enum)]
     out_type: TypeArg,
+    /// Override the type of the matrices whose GGUF or official name (with or without
+    /// `.weight`) matches PATTERN (`*` and `?` wildcards), e.g. `head=q8_0`,
+    /// `blk.0.*=f16`, `*.ffn.value=q8_0`. Repeatable; the last match wins. TYPE is
+    /// f32, f16, bf16, q8_0 or q4_0.
+    #[arg(long, value_name = "PATTERN=TYPE")]
+    keep: Vec<String>,
     /// World vocabulary file (default: rwkv_vocab_v20230424.txt beside the input, if present).
     #[arg(long, value_name = "VOCAB.txt")]
     vocab: Option<PathBuf>,
     /// No progress bar and no summary.
     #[arg(short, long)]
     quiet: bool,
+    /// List only the N converted tensors with the largest relative RMS error (default: all).
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -43,6 +54,10 @@ enum TypeArg {
     F32,
     F16,
     Bf16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 impl From<TypeArg> for OutType {
@@ -51,14 +66,59 @@ impl From<TypeArg> for OutType {
             TypeArg::F32 => OutType::F32,
             TypeArg::F16 => OutType::F16,
             TypeArg::Bf16 => OutType::BF16,
+            TypeArg::Q8_0 => OutType::Q8_0,
+            TypeArg::Q4_0 => OutType::Q4_0,
         }
     }
 }
 
+/// Prints each lossily converted tensor's relative RMS error, the overall error and the
+/// worst tensor (nothing when every tensor was stored exactly).
+fn print_errors(report: &ConvertReport, top: Option<usize>) {
+    let mut converted: Vec<_> = report.tensor_stats.iter().filter(|t| t.lossy()).collect();
+    if converted.is_empty() {
+        return;
+    }
+    if let Some(n) = top {
+        converted.sort_by(|a, b| b.rel_rms().total_cmp(&a.rel_rms()));
+        converted.truncate(n);
+    }
+    println!("{:<40} {:>5} -> {:<5} {:>12} {:>11}", "tensor", "from", "type", "bytes", "rel. RMS");
+    for t in &converted {
+        let note = match (t.fell_back, t.guarded) {
+            (true, _) => "  (rows not whole blocks: f16)".to_string(),
+            (_, Some((from, err))) => {
+                format!("  (outlier guard: {} column-normalized error {err:.3} too large)", from.name())
+            }
+            _ => String::new(),
+        };
+        println!(
+            "{:<40} {:>5} -> {:<5} {:>12} {:>11.3e}{note}",
+            t.name,
+            t.source.name(),
+            t.ty.name(),
+            t.bytes,
+            t.rel_rms()
+        );
+    }
+    if let (Some(all), Some(worst)) = (report.overall_rel_rms(), report.worst()) {
+        let n = report.tensor_stats.iter().filter(|t| t.lossy()).count();
+        println!(
+            "overall rel. RMS error over the {n} converted tensors: {all:.3e}; worst: {} ({}) {:.3e}",
+            worst.name,
+            worst.ty.name(),
+            worst.rel_rms()
+        );
+    }
+}
+
 fn quantize(args: &QuantizeArgs) -> anyhow::Result<()> {
-    let opts = ConvertOptions { out_type: args.out_type.into(), vocab: args.vocab.clone(), progress: !args.quiet };
+    let keep = args.keep.iter().map(|k| k.parse::<Keep>()).collect::<anyhow::Result<Vec<_>>>()?;
+    let opts =
+        ConvertOptions { out_type: args.out_type.into(), vocab: args.vocab.clone(), progress: !args.quiet, keep };
     let report = convert(&args.input, &args.output, &opts)?;
     if !args.quiet {
+        print_errors(&report, args.top);
         let vocab = match report.vocab_tokens {
             Some(n) => format!(", {n} vocabulary tokens"),
             None => ", no tokenizer".to_string(),
@@ -118,5 +178,22 @@ mod tests {
         assert!(matches!(q.out_type, TypeArg::Bf16));
         assert_eq!(q.vocab, Some(PathBuf::from("v.txt")));
         assert!(Cli::try_parse_from(["rwkv7-quant", "quantize", "m.pth", "-o", "m.gguf", "--type", "q4"]).is_err());
+        let cli = Cli::try_parse_from([
+            "rwkv7-quant",
+            "quantize",
+            "m.pth",
+            "-o",
+            "m.gguf",
+            "--type",
+            "q4_0",
+            "--keep",
+            "head=q8_0",
+            "--keep",
+            "blk.0.*=f16",
+        ])
+        .unwrap();
+        let Command::Quantize(q) = cli.command;
+        assert!(matches!(q.out_type, TypeArg::Q4_0));
+        assert_eq!(q.keep, ["head=q8_0", "blk.0.*=f16"]);
     }
 }

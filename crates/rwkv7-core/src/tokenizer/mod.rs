@@ -13,8 +13,8 @@
 //!   CONTROL) and the `[PADn]` pads (UNUSED) are never produced and decode to nothing. (llama.cpp
 //!   itself also matches `<s>` and `[PADn]` in raw text; the official tokenizer does not.)
 //!   Without a `token_type` array every token counts as NORMAL, as in llama.cpp.
-//! - A table id → bytes ([`Tokenizer::from_tokens_in`]), e.g. from [`parse_vocab_file`]: every
-//!   non-empty entry is matchable.
+//! - A table id → bytes ([`Tokenizer::from_tokens_in`]), e.g. from `parse_vocab_file` (feature
+//!   `alloc`) or [`parse_vocab_line`]: every non-empty entry is matchable.
 //!
 //! Among byte-identical matchable tokens the lowest id wins. Every single byte 0x00..=0xFF must
 //! be a matchable token, so that encoding always succeeds (the World vocabulary has them as ids
@@ -22,9 +22,12 @@
 //!
 //! # Storage and index
 //!
-//! The tokenizer lives in one `u32` buffer: the caller's (`&mut [u32]`, no allocator needed,
-//! sized by [`Tokenizer::storage_words_for_tokens`] / [`storage_words_for_gguf`]) or, with the
-//! `alloc` feature, an owned `Vec<u32>`. It holds:
+//! The tokenizer lives in one `u32` buffer: the caller's (`&mut [u32]`, no allocator needed) or,
+//! with the `alloc` feature, an owned `Vec<u32>`. [`Tokenizer::storage_words_for_tokens`] /
+//! [`storage_words_for_gguf`] give a cheap upper bound of the words needed to build;
+//! [`Tokenizer::build_words`] the exact number (known after one build, e.g. on a host), and
+//! [`TokenizerError::StorageTooSmall`] reports it too. Building uses scratch space at the end of
+//! the buffer; the finished tokenizer uses only the first [`Tokenizer::storage_words`]. It holds:
 //!
 //! 1. `offsets`: `V + 1` byte offsets into the byte arena (token `i` is `arena[off[i]..off[i+1]]`);
 //! 2. the byte arena with every matchable token's bytes;
@@ -38,8 +41,9 @@
 //! (≤ 8 children) or binary-searches the children's records, and the record found already holds
 //! the next node's token and first child, so a step costs about one cache miss. The trie is built
 //! without allocation from a sort of the token ids by bytes: each token adds the nodes below its
-//! longest common prefix with the previous one. For the World vocabulary (65529 tokens, 373 KB)
-//! that is 116079 nodes and 1.9 MB of storage in total.
+//! longest common prefix with the previous one. For the World vocabulary from a GGUF (65536 ids,
+//! 373 KB of token bytes) that is 116079 nodes and 456573 words (1.83 MB) of storage; building
+//! needs 522360 words (2.09 MB), and the cheap upper bound is 1036920 words.
 //!
 //! [`storage_words_for_gguf`]: Tokenizer::storage_words_for_gguf
 
@@ -246,11 +250,15 @@ fn measure(src: &dyn Source) -> Result<Sizes, TokenizerError> {
     Ok(s)
 }
 
-/// Region sizes in words, with an upper bound on the node count for the build.
-fn words_needed(s: &Sizes) -> usize {
-    let max_nodes = 1 + s.total_bytes;
+/// Words to build with `nodes` trie nodes: the final regions plus the build scratch.
+fn words_for_nodes(s: &Sizes, nodes: usize) -> usize {
     let fixed = s.n + 1 + s.total_bytes.div_ceil(4) + PAIRS;
-    fixed + 2 * (max_nodes + 1) + 2 * (s.max_len + 1) + s.matchable
+    fixed + 2 * (nodes + 1) + 2 * (s.max_len + 1) + s.matchable
+}
+
+/// An upper bound on the words needed to build (every byte of every token a new node).
+fn words_needed(s: &Sizes) -> usize {
+    words_for_nodes(s, 1 + s.total_bytes)
 }
 
 /// Where each region starts, in words.
@@ -262,13 +270,14 @@ struct Layout {
     nodes: usize,
     n_nodes: usize,
     end: usize,
+    build_words: usize,
 }
 
 /// An RWKV World tokenizer over its storage `S` (`&[u32]`, or `Vec<u32>` with `alloc`).
 ///
 /// Build with [`from_gguf_in`](Tokenizer::from_gguf_in) / [`from_tokens_in`](Tokenizer::from_tokens_in)
-/// into caller storage, or with `alloc`, [`from_gguf`](Tokenizer::from_gguf) /
-/// [`from_tokens`](Tokenizer::from_tokens).
+/// into caller storage, or with the `alloc` feature, `Tokenizer::from_gguf` /
+/// `Tokenizer::from_tokens` (an `OwnedTokenizer`).
 #[derive(Clone, Debug)]
 pub struct Tokenizer<S> {
     store: S,
@@ -283,9 +292,10 @@ pub type OwnedTokenizer = Tokenizer<alloc::vec::Vec<u32>>;
 
 /// Builds the tokenizer into `storage`; returns the layout (everything before `layout.end`).
 fn build(src: &dyn Source, sizes: &Sizes, storage: &mut [u32]) -> Result<Layout, TokenizerError> {
-    let needed = words_needed(sizes);
-    if storage.len() < needed {
-        return Err(TokenizerError::StorageTooSmall { needed, found: storage.len() });
+    // Enough for everything but the trie; the exact need is checked once the nodes are counted.
+    let found = storage.len();
+    if found < words_for_nodes(sizes, 1) {
+        return Err(TokenizerError::StorageTooSmall { needed: words_needed(sizes), found });
     }
     let n = sizes.n;
     let arena = n + 1;
@@ -344,6 +354,10 @@ fn build(src: &dyn Source, sizes: &Sizes, storage: &mut [u32]) -> Result<Layout,
         }
     }
     let n_nodes = 1 + count.iter().map(|&c| c as usize).sum::<usize>();
+    let build_words = words_for_nodes(sizes, n_nodes);
+    if found < build_words {
+        return Err(TokenizerError::StorageTooSmall { needed: build_words, found });
+    }
     // `count[d]` becomes the next free node id at depth d (breadth-first numbering).
     let mut next = 1u32;
     for c in count.iter_mut().skip(1) {
@@ -410,12 +424,13 @@ fn build(src: &dyn Source, sizes: &Sizes, storage: &mut [u32]) -> Result<Layout,
             pair_table[(b0 << 8) | (rec[2 * child + 1] & 0xff) as usize] = child as u32;
         }
     }
-    Ok(Layout { n, arena, pairs, nodes, n_nodes, end: nodes + 2 * (n_nodes + 1) })
+    Ok(Layout { n, arena, pairs, nodes, n_nodes, end: nodes + 2 * (n_nodes + 1), build_words })
 }
 
 impl<'s> Tokenizer<&'s [u32]> {
-    /// Words of storage [`from_tokens_in`](Self::from_tokens_in) needs for `tokens` (an upper
-    /// bound; [`storage_words`](Tokenizer::storage_words) tells what the result really uses).
+    /// Words of storage [`from_tokens_in`](Self::from_tokens_in) needs for `tokens`: a cheap upper
+    /// bound ([`build_words`](Tokenizer::build_words) is the exact need,
+    /// [`storage_words`](Tokenizer::storage_words) what the result uses).
     pub fn storage_words_for_tokens<T: AsRef<[u8]>>(tokens: &[T]) -> Result<usize, TokenizerError> {
         Ok(words_needed(&measure(&ListSource(tokens))?))
     }
@@ -479,6 +494,12 @@ impl<S: AsRef<[u32]>> Tokenizer<S> {
     /// Words of storage in use.
     pub fn storage_words(&self) -> usize {
         self.layout.end
+    }
+
+    /// Words of storage that building this tokenizer again needs, exactly (the used words plus
+    /// build scratch: one word per matchable token and two per byte of the longest token).
+    pub fn build_words(&self) -> usize {
+        self.layout.build_words
     }
 
     /// Number of trie nodes (including the root).
@@ -711,7 +732,16 @@ mod tests {
         let mut storage = std::vec![0u32; storage_len(&t)];
         assert_eq!(Tokenizer::from_tokens_in(&t, &mut storage).unwrap_err(), TokenizerError::MissingByte(0x42));
         let t = tiny();
-        let mut small = std::vec![0u32; storage_len(&t) - 1];
-        assert!(matches!(Tokenizer::from_tokens_in(&t, &mut small), Err(TokenizerError::StorageTooSmall { .. })));
+        let mut big = std::vec![0u32; storage_len(&t)];
+        let exact = Tokenizer::from_tokens_in(&t, &mut big).unwrap().build_words();
+        assert!(exact < storage_len(&t));
+        let mut fits = std::vec![0u32; exact];
+        let tok = Tokenizer::from_tokens_in(&t, &mut fits).unwrap();
+        assert_eq!(tok.encode_iter(b"abcd").collect::<Vec<_>>(), [257 + 2]);
+        let mut small = std::vec![0u32; exact - 1];
+        assert_eq!(
+            Tokenizer::from_tokens_in(&t, &mut small).unwrap_err(),
+            TokenizerError::StorageTooSmall { needed: exact, found: exact - 1 }
+        );
     }
 }

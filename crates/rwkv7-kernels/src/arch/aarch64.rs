@@ -14,6 +14,7 @@ use core::arch::asm;
 
 use half::{bf16, f16};
 
+use super::vector::{self, F32s};
 use super::{FloatTile, QuantTile, QuantizeActs, float_matmul, quant_matmul_deq, quant_matmul_int};
 use crate::quant::{BlockQ4_0, BlockQ8_0, QK, f16_bits_to_f32};
 use crate::{KernelSet, MatmulJob, QuantMatmul, QuantPath, math};
@@ -30,8 +31,17 @@ pub(crate) const NEON: KernelSet = KernelSet {
     q4_0: QuantMatmul { integer: neon::matmul_q4_0_int, dequantize: neon::matmul_q4_0_deq, path: QuantPath::Integer },
     quantize_acts: neon::quantize_acts,
     wkv7_head,
-    layer_norm: math::layer_norm,
-    group_norm: math::group_norm,
+    layer_norm: neon::layer_norm,
+    group_norm: neon::group_norm,
+    exp: neon::exp,
+    sigmoid: neon::sigmoid,
+    tanh: neon::tanh,
+    relu_squared: neon::relu_squared,
+    lerp: neon::lerp,
+    bias_sigmoid: neon::bias_sigmoid,
+    time_decay: neon::time_decay,
+    value_residual: neon::value_residual,
+    key_prep: neon::key_prep,
 };
 
 /// The NEON + SDOT kernel set (float kernels are the plain NEON ones).
@@ -68,6 +78,31 @@ mod neon {
         // SAFETY: shapes asserted above; NEON is baseline.
         unsafe { <Neon as QuantizeActs>::quantize(x.as_ptr(), qs.as_mut_ptr(), d.as_mut_ptr(), d.len()) }
     }
+
+    /// A safe entry point `$name` running the generic `vector::$op` with [`F32x4`] lanes.
+    macro_rules! vector_entry {
+        ($name:ident, $op:ident ($($arg:ident: $ty:ty),*)) => {
+            pub(super) fn $name($($arg: $ty),*) {
+                // SAFETY: NEON is part of the aarch64 baseline.
+                unsafe { vector::$op::<F32x4>($($arg),*) }
+            }
+        };
+    }
+
+    vector_entry!(layer_norm, layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]));
+    vector_entry!(group_norm, group_norm(x: &mut [f32], w: &[f32], b: &[f32], group: usize, eps: f32));
+    vector_entry!(exp, exp_slice(x: &mut [f32]));
+    vector_entry!(sigmoid, sigmoid_slice(x: &mut [f32]));
+    vector_entry!(tanh, tanh_slice(x: &mut [f32]));
+    vector_entry!(relu_squared, relu_squared(x: &mut [f32]));
+    vector_entry!(lerp, lerp(x: &[f32], sx: &[f32], mix: &[f32], out: &mut [f32]));
+    vector_entry!(bias_sigmoid, bias_sigmoid(bias: &[f32], x: &mut [f32]));
+    vector_entry!(time_decay, time_decay(w0: &[f32], scale: f32, w: &mut [f32]));
+    vector_entry!(value_residual, value_residual(v: &mut [f32], v_first: &[f32], v0: &[f32], gate: &[f32]));
+    vector_entry!(
+        key_prep,
+        key_prep(k: &mut [f32], kk: &mut [f32], a: &[f32], k_k: &[f32], k_a: &[f32], head: usize, eps: f32)
+    );
 }
 
 /// Safe entry points of the dotprod set.
@@ -456,5 +491,116 @@ fn wkv7_head(state: &mut [f32], r: &[f32], decay: &[f32], k: &[f32], v: &[f32], 
             }
             y[i] = vaddvq_f32(yacc);
         }
+    }
+}
+
+/// 4 f32 lanes in a NEON register (NEON is the aarch64 baseline, so a value is always
+/// sound to make; the `unsafe` constructors keep [`F32s`]'s contract uniform).
+#[derive(Clone, Copy)]
+struct F32x4(float32x4_t);
+
+/// Evaluates a NEON intrinsic expression.
+macro_rules! neon {
+    ($e:expr) => {
+        // SAFETY: register-only NEON operations; NEON is the aarch64 baseline.
+        unsafe { $e }
+    };
+}
+
+impl F32s for F32x4 {
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        neon!(F32x4(vdupq_n_f32(v)))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 4 readable floats.
+        unsafe { F32x4(vld1q_f32(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 4 writable floats.
+        unsafe { vst1q_f32(p, self.0) }
+    }
+    #[inline(always)]
+    fn lit(self, v: f32) -> Self {
+        neon!(F32x4(vdupq_n_f32(v)))
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        neon!(F32x4(vaddq_f32(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        neon!(F32x4(vsubq_f32(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        neon!(F32x4(vmulq_f32(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        neon!(F32x4(vdivq_f32(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        neon!(F32x4(vfmaq_f32(c.0, self.0, b.0)))
+    }
+    #[inline(always)]
+    fn neg(self) -> Self {
+        neon!(F32x4(vnegq_f32(self.0)))
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        neon!(F32x4(vabsq_f32(self.0)))
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        neon!(F32x4(vsqrtq_f32(self.0)))
+    }
+    /// `fmaxnm`: a quiet NaN operand yields the other operand.
+    #[inline(always)]
+    fn max_num(self, b: Self) -> Self {
+        neon!(F32x4(vmaxnmq_f32(self.0, b.0)))
+    }
+    /// `fmax`/`fmin` return NaN when an operand is NaN.
+    #[inline(always)]
+    fn clamp(self, lo: f32, hi: f32) -> Self {
+        neon!(F32x4(vminq_f32(vmaxq_f32(self.0, vdupq_n_f32(lo)), vdupq_n_f32(hi))))
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        neon!(F32x4(vrndnq_f32(self.0)))
+    }
+    /// As the AVX2 version: `n = ⌊n/2⌋ + ⌈n/2⌉`, both factors normal.
+    #[inline(always)]
+    fn mul_pow2(self, n: Self) -> Self {
+        neon!({
+            let ni = vcvtq_s32_f32(n.0);
+            let n1 = vshrq_n_s32::<1>(ni);
+            let n2 = vsubq_s32(ni, n1);
+            let bias = vdupq_n_s32(127);
+            let p1 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(n1, bias)));
+            let p2 = vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(n2, bias)));
+            F32x4(vmulq_f32(vmulq_f32(self.0, p1), p2))
+        })
+    }
+    #[inline(always)]
+    fn or_sign(self, s: Self) -> Self {
+        neon!({
+            let sign = vandq_u32(vreinterpretq_u32_f32(s.0), vdupq_n_u32(0x8000_0000));
+            F32x4(vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(self.0), sign)))
+        })
+    }
+    #[inline(always)]
+    fn select_lt(self, lim: Self, a: Self, b: Self) -> Self {
+        neon!(F32x4(vbslq_f32(vcltq_f32(self.0, lim.0), a.0, b.0)))
+    }
+    /// `faddp` twice: `(l0 + l1) + (l2 + l3)`.
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        neon!(vaddvq_f32(self.0))
     }
 }

@@ -20,6 +20,7 @@ use crate::{CpuFeatures, KernelSet, MatmulJob, QK};
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+mod vector;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 

@@ -8,6 +8,7 @@ use core::arch::x86_64::*;
 
 use half::{bf16, f16};
 
+use super::vector::{self, F32s};
 use super::{FloatTile, QuantTile, QuantizeActs, float_matmul, quant_matmul_deq, quant_matmul_int};
 use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
 use crate::{KernelSet, MatmulJob, QuantMatmul, QuantPath, math};
@@ -23,8 +24,17 @@ pub(crate) const AVX2: KernelSet = KernelSet {
     q4_0: QuantMatmul { integer: matmul_q4_0_int, dequantize: matmul_q4_0_deq, path: QuantPath::Integer },
     quantize_acts,
     wkv7_head,
-    layer_norm: math::layer_norm,
-    group_norm: math::group_norm,
+    layer_norm,
+    group_norm,
+    exp,
+    sigmoid,
+    tanh,
+    relu_squared,
+    lerp,
+    bias_sigmoid,
+    time_decay,
+    value_residual,
+    key_prep,
 };
 
 /// Marker type for the AVX2 micro-kernels.
@@ -434,5 +444,147 @@ unsafe fn wkv7_head_avx2(
             }
             y[i] = hsum(yacc);
         }
+    }
+}
+
+/// A safe entry point `$name` for the `AVX2` table that runs the generic
+/// `vector::$op` with [`F32x8`] lanes inside a `#[target_feature]` body.
+macro_rules! vector_entry {
+    ($name:ident, $body:ident, $op:ident ($($arg:ident: $ty:ty),*)) => {
+        fn $name($($arg: $ty),*) {
+            // SAFETY: only reachable through `AVX2`, which is handed out only when the CPU
+            // has AVX2, FMA and F16C (module docs).
+            unsafe { $body($($arg),*) }
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $body($($arg: $ty),*) {
+            // SAFETY: AVX2 and FMA, which `F32x8` needs, are enabled on this function.
+            unsafe { vector::$op::<F32x8>($($arg),*) }
+        }
+    };
+}
+
+vector_entry!(layer_norm, layer_norm_avx2, layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]));
+vector_entry!(group_norm, group_norm_avx2, group_norm(x: &mut [f32], w: &[f32], b: &[f32], group: usize, eps: f32));
+vector_entry!(exp, exp_avx2, exp_slice(x: &mut [f32]));
+vector_entry!(sigmoid, sigmoid_avx2, sigmoid_slice(x: &mut [f32]));
+vector_entry!(tanh, tanh_avx2, tanh_slice(x: &mut [f32]));
+vector_entry!(relu_squared, relu_squared_avx2, relu_squared(x: &mut [f32]));
+vector_entry!(lerp, lerp_avx2, lerp(x: &[f32], sx: &[f32], mix: &[f32], out: &mut [f32]));
+vector_entry!(bias_sigmoid, bias_sigmoid_avx2, bias_sigmoid(bias: &[f32], x: &mut [f32]));
+vector_entry!(time_decay, time_decay_avx2, time_decay(w0: &[f32], scale: f32, w: &mut [f32]));
+vector_entry!(value_residual, value_residual_avx2, value_residual(v: &mut [f32], v_first: &[f32], v0: &[f32], gate: &[f32]));
+vector_entry!(key_prep, key_prep_avx2, key_prep(k: &mut [f32], kk: &mut [f32], a: &[f32], k_k: &[f32], k_a: &[f32], head: usize, eps: f32));
+
+/// 8 f32 lanes in an AVX register. A value exists only on a CPU with AVX2 and FMA: the
+/// constructors are `unsafe` with that contract ([`F32s`]), which is what every
+/// `// SAFETY:` in [`avx`] relies on.
+#[derive(Clone, Copy)]
+struct F32x8(__m256);
+
+/// Evaluates an intrinsic expression on proven-AVX2 values.
+macro_rules! avx {
+    ($e:expr) => {
+        // SAFETY: an `F32x8` operand exists only on a CPU with AVX2 and FMA (see `F32x8`).
+        unsafe { $e }
+    };
+}
+
+impl F32s for F32x8 {
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: the caller guarantees AVX.
+        unsafe { F32x8(_mm256_set1_ps(v)) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable floats and AVX.
+        unsafe { F32x8(_mm256_loadu_ps(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable floats; `self` proves AVX.
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    fn lit(self, v: f32) -> Self {
+        avx!(F32x8(_mm256_set1_ps(v)))
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        avx!(F32x8(_mm256_add_ps(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        avx!(F32x8(_mm256_sub_ps(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        avx!(F32x8(_mm256_mul_ps(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        avx!(F32x8(_mm256_div_ps(self.0, b.0)))
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        avx!(F32x8(_mm256_fmadd_ps(self.0, b.0, c.0)))
+    }
+    #[inline(always)]
+    fn neg(self) -> Self {
+        avx!(F32x8(_mm256_xor_ps(self.0, _mm256_set1_ps(-0.0))))
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        avx!(F32x8(_mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0)))
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        avx!(F32x8(_mm256_sqrt_ps(self.0)))
+    }
+    /// `maxps` returns its second operand when either is NaN.
+    #[inline(always)]
+    fn max_num(self, b: Self) -> Self {
+        avx!(F32x8(_mm256_max_ps(self.0, b.0)))
+    }
+    /// `x` is the second operand of both `maxps` and `minps`, which return the second
+    /// operand when either is NaN: NaN passes through.
+    #[inline(always)]
+    fn clamp(self, lo: f32, hi: f32) -> Self {
+        avx!(F32x8(_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), self.0))))
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        avx!(F32x8(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)))
+    }
+    /// `n = n1 + n2` with `n1 = ⌊n/2⌋`, both in `[−75, 64]`: `2^n1` and `2^n2` are normal
+    /// and `self·2^n1` is exact for `self` near 1.
+    #[inline(always)]
+    fn mul_pow2(self, n: Self) -> Self {
+        avx!({
+            let ni = _mm256_cvtps_epi32(n.0);
+            let n1 = _mm256_srai_epi32::<1>(ni);
+            let n2 = _mm256_sub_epi32(ni, n1);
+            let bias = _mm256_set1_epi32(127);
+            let p1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n1, bias)));
+            let p2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n2, bias)));
+            F32x8(_mm256_mul_ps(_mm256_mul_ps(self.0, p1), p2))
+        })
+    }
+    #[inline(always)]
+    fn or_sign(self, s: Self) -> Self {
+        avx!(F32x8(_mm256_or_ps(self.0, _mm256_and_ps(s.0, _mm256_set1_ps(-0.0)))))
+    }
+    #[inline(always)]
+    fn select_lt(self, lim: Self, a: Self, b: Self) -> Self {
+        avx!(F32x8(_mm256_blendv_ps(b.0, a.0, _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, lim.0))))
+    }
+    /// [`hsum`]'s order.
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        avx!(hsum(self.0))
     }
 }

@@ -195,3 +195,116 @@ pub fn dequant_q4(b: &[BlockQ4_0]) -> Vec<f32> {
     quant::dequantize_row_q4_0(b, &mut out);
     out
 }
+
+/// ULP bounds of the SIMD sets against the scalar specification. Each is the maximum
+/// measured over **every** f32 input by the `#[ignore]`d exhaustive tests in
+/// `tests/vecmath.rs` (`x86_64-avx2`; the NEON sets run the same IEEE operation sequence,
+/// and the dense sweeps of the normal suite check the bounds on them under qemu), with the
+/// reason it is that size. `KERNELS.md` lists them next to the error against the
+/// correctly rounded result.
+///
+/// `exp`: the vector `e^x` is within about 0.6 ULP of the true value (degree-5 fit error
+/// 0.004 ULP, the `1 + t` rounding 0.5 ULP, reduction and `t` roundings ≈ 0.1 ULP) and
+/// `expf` within about 0.5 ULP, so the two differ by at most 1 ULP. Measured: 1.
+pub const EXP_ULPS: u64 = 1;
+/// `sigmoid = 1/(1 + e)`: the `exp` difference (1 ULP of `e`, passed on in full where
+/// `e ≫ 1`) plus the sum and the division, each rounded on both sides (0.5 ULP each):
+/// 3 ULP of relative size `2⁻²³`; where `e` sits low in its binade and `σ` high in its
+/// own, that is up to 4 ULP of `σ`. Measured: 4 (at `x ≈ −16.6`).
+pub const SIGMOID_ULPS: u64 = 4;
+/// `tanh`: the polynomial branch (`|x| < 0.5625`) is within about 0.6 ULP of the true
+/// value, the `1 − 2/(e^{2|x|} + 1)` branch adds the `exp` error and two roundings to a
+/// result ≥ 0.5 (no cancellation); musl's `tanhf` (via `expm1f`) is itself up to about
+/// 1.5 ULP off for small `x`. Measured: 2 (at `x ≈ 0.0154`, where ours is correctly
+/// rounded).
+pub const TANH_ULPS: u64 = 2;
+/// `time_decay = exp(−0.606531·σ(z))`: the `σ` error is damped by `|y| < 0.61` in
+/// `exp(y)` (an error `δ` in `y` moves the result by `δ` relative), and the result lies in
+/// `[0.545, 1)`, one binade; plus the `exp` difference. Measured: 2.
+pub const DECAY_ULPS: u64 = 2;
+
+/// RWKV-7's decay scale (`exp(−0.5)` as the official package writes it).
+pub const DECAY_SCALE: f32 = 0.606531;
+
+/// An in-place elementwise op of a kernel set (`KernelSet::exp`, …).
+pub type MapOp = fn(&KernelSet, &mut [f32]);
+
+/// The distance in units in the last place between two floats: how many representable
+/// f32 lie between them (+0 and −0 are the same point; NaN is 0 from NaN and `u64::MAX`
+/// from anything else). Subnormals count in their own (fixed) spacing, as every ULP
+/// measure does.
+pub fn ulps(a: f32, b: f32) -> u64 {
+    if a.is_nan() || b.is_nan() {
+        return if a.is_nan() && b.is_nan() { 0 } else { u64::MAX };
+    }
+    let key = |x: f32| {
+        let bits = x.to_bits();
+        let mag = (bits & 0x7fff_ffff) as i64;
+        if bits >> 31 == 1 { -mag } else { mag }
+    };
+    key(a).abs_diff(key(b))
+}
+
+/// The spacing of f32 at `x` (`2^(e−23)` for `|x|` in `[2^e, 2^(e+1))`, `2⁻¹⁴⁹` for
+/// subnormals), as f64.
+pub fn ulp_of(x: f32) -> f64 {
+    let e = ((x.to_bits() >> 23) & 0xff) as i32;
+    2f64.powi(e.max(1) - 127 - 23)
+}
+
+/// Every `stride`-th f32 bit pattern with magnitude up to `max` (both signs), plus the
+/// endpoints: a dense, deterministic sweep over `[−max, max]` that visits every binade
+/// in proportion to its share of the representable floats.
+pub fn sweep(max: f32, stride: u32) -> Vec<f32> {
+    let top = max.to_bits();
+    let mut v = Vec::new();
+    let mut b = 0u32;
+    while b <= top {
+        v.push(f32::from_bits(b));
+        v.push(-f32::from_bits(b));
+        b = b.saturating_add(stride);
+    }
+    v.push(max);
+    v.push(-max);
+    v
+}
+
+/// Values where elementwise approximations tend to break: zeros, subnormals, infinities,
+/// NaN, the overflow and underflow thresholds of `expf`, and their neighbours.
+pub fn special_values() -> Vec<f32> {
+    let mut v = vec![
+        0.0,
+        f32::from_bits(1),
+        f32::from_bits(0x007f_ffff),
+        f32::MIN_POSITIVE,
+        1e-30,
+        1e-7,
+        0.5,
+        0.5625,
+        1.0,
+        2.0,
+        9.0,
+        9.01,
+        17.0,
+        44.0,
+        87.336_55,
+        88.0,
+        88.376_26,
+        88.722_83,
+        88.722_84,
+        89.0,
+        103.972_08,
+        104.0,
+        150.0,
+        1e30,
+        f32::MAX,
+        f32::INFINITY,
+        f32::NAN,
+    ];
+    let around: Vec<f32> =
+        v.iter().filter(|x| x.is_finite() && **x > 0.0).flat_map(|&x| [x.next_up(), x.next_down()]).collect();
+    v.extend(around);
+    let neg: Vec<f32> = v.iter().map(|x| -x).collect();
+    v.extend(neg);
+    v
+}
