@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use rwkv7::{DEFAULT_CHUNK, LoadedModel, Runner, select_kernels};
 
-use crate::output::{f32_le_bytes, write_atomic};
+use crate::output::f32_le_bytes;
 
 /// How tokens are fed.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -50,5 +50,5 @@ pub fn run(args: &Args) -> Result<()> {
         Mode::Seq => runner.logits_seq(&args.tokens),
     }
     .with_context(|| args.model.display().to_string())?;
-    write_atomic(&args.output, &f32_le_bytes(&logits))
+    Ok(rwkv7::write_atomic(&args.output, &f32_le_bytes(&logits))?)
 }

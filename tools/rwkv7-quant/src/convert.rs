@@ -992,7 +992,6 @@ mod tests {
     use super::*;
     use crate::checkpoint::Bytes;
     use crate::checkpoint::tests::{encode_as, tiny_official_as, values_for};
-    use crate::pth_write::{Spec, build_pth};
     use rwkv7_core::gguf::TensorInfo;
 
     const C: usize = 128;
@@ -1006,20 +1005,7 @@ mod tests {
 
     /// Writes `tensors` as a torch-style `.pth` file.
     fn write_pth(path: &Path, tensors: &[Tensor]) {
-        let specs: Vec<Spec> = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Spec {
-                name: t.name.clone(),
-                dtype: t.dtype,
-                shape: t.shape.iter().map(|&d| d as u64).collect(),
-                stride: None,
-                offset: 0,
-                key: i.to_string(),
-                storage: t.data.as_slice().to_vec(),
-            })
-            .collect();
-        std::fs::write(path, build_pth(&specs, false)).unwrap();
+        std::fs::write(path, crate::pth_write::to_pth_bytes(tensors)).unwrap();
     }
 
     /// The fla layout of an official tensor set (the forward map of spec §5).

@@ -170,9 +170,10 @@ pub fn build_pth(specs: &[Spec], deflate: bool) -> Vec<u8> {
     build_zip("archive", &pickle, &storages, deflate)
 }
 
-/// The bytes of a `.pth` holding `tensors` (contiguous, one storage each), in order.
-pub fn to_pth_bytes(tensors: &[Tensor]) -> Vec<u8> {
-    let specs: Vec<Spec> = tensors
+/// Writer specs for `tensors`: contiguous, one storage each, keyed by position.
+#[doc(hidden)]
+pub fn specs_for(tensors: &[Tensor]) -> Vec<Spec> {
+    tensors
         .iter()
         .enumerate()
         .map(|(i, t)| Spec {
@@ -184,6 +185,10 @@ pub fn to_pth_bytes(tensors: &[Tensor]) -> Vec<u8> {
             key: i.to_string(),
             storage: t.data.as_slice().to_vec(),
         })
-        .collect();
-    build_pth(&specs, false)
+        .collect()
+}
+
+/// The bytes of a `.pth` holding `tensors` (contiguous, one storage each), in order.
+pub fn to_pth_bytes(tensors: &[Tensor]) -> Vec<u8> {
+    build_pth(&specs_for(tensors), false)
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use rwkv7_quant::checkpoint::Bytes;
 use rwkv7_quant::pth::read_pth;
-use rwkv7_quant::pth_write::{Spec, build_zip, pickle_for};
+use rwkv7_quant::pth_write::{Spec, build_zip, pickle_for, specs_for};
 use rwkv7_quant::{DType, Tensor};
 
 fn fixture() -> PathBuf {
@@ -17,20 +17,7 @@ fn fixture() -> PathBuf {
 
 /// The fixture's tensors as writer specs (one storage each, keyed by position).
 fn specs() -> Vec<Spec> {
-    read_pth(&fixture())
-        .expect("fixture reads")
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| Spec {
-            name: t.name.clone(),
-            dtype: t.dtype,
-            shape: t.shape.iter().map(|&d| d as u64).collect(),
-            stride: None,
-            offset: 0,
-            key: i.to_string(),
-            storage: t.data.as_slice().to_vec(),
-        })
-        .collect()
+    specs_for(&read_pth(&fixture()).expect("fixture reads"))
 }
 
 fn zip_of(specs: &[Spec], pickle: &[u8]) -> Vec<u8> {
