@@ -1,5 +1,8 @@
 //! Time-mix pieces exposed through `KernelSet`: every set against the scalar
-//! specification in `math`.
+//! specification in `math` (the WKV step, the norms, the token-shift lerp, relu², the
+//! fused gate, decay, value-residual and key steps), and the position independence that
+//! makes decode and prefill agree bit for bit. Tolerances are per op, with their reasons
+//! next to each test and in `tests/common/mod.rs`; `tests/vecmath.rs` has the ULP sweeps.
 
 mod common;
 
