@@ -17,7 +17,7 @@ mod state_file;
 pub use error::{Error, LoadError};
 pub use fingerprint::{Fnv64, model_fingerprint};
 pub use kernels::{KERNELS_ENV, select_kernels};
-pub use loaded::{LoadedModel, ModelBytes};
+pub use loaded::{LoadedModel, ModelBytes, map_readonly};
 pub use runner::{DEFAULT_CHUNK, Runner};
 pub use rwkv7_core as core;
 pub use rwkv7_core::SamplerParams;

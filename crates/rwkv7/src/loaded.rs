@@ -58,18 +58,25 @@ enum TokenizerProblem {
     Unusable(String),
 }
 
+/// Maps `file` read-only. This is the runtime's one `mmap` call; the converter uses it too.
+pub fn map_readonly(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and private to this process. Another process
+    // truncating or rewriting the file while it is mapped is outside what we can
+    // guard against (as for every mmap-based model loader); the tools never do it,
+    // since they write to a temporary file and rename.
+    #[allow(unsafe_code)]
+    unsafe {
+        memmap2::Mmap::map(file)
+    }
+}
+
 impl LoadedModel {
     /// Maps `path` and validates it as an RWKV-7 GGUF model.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref().to_path_buf();
         let io = |error| LoadError::Io { path: path.clone(), error };
         let file = File::open(&path).map_err(io)?;
-        // SAFETY: the map is read-only and private to this process. Another process
-        // truncating or rewriting the file while it is mapped is outside what we can
-        // guard against (as for every mmap-based model loader); the tools never do it,
-        // since they write to a temporary file and rename.
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let map = map_readonly(&file).map_err(io)?;
         Self::from_bytes(path, ModelBytes::Mapped(map))
     }
 

@@ -107,11 +107,7 @@ pub fn map_file(path: &Path) -> std::io::Result<Bytes> {
     if file.metadata()?.len() == 0 {
         return Ok(Bytes::from_vec(Vec::new()));
     }
-    // SAFETY: the map is read-only and private to this process. Another process
-    // truncating or rewriting the file while it is mapped is outside what any mmap-based
-    // reader can guard against; our own tools only ever replace files by rename.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let map = rwkv7::map_readonly(&file)?;
     Ok(Bytes::from_owner(Arc::new(map)))
 }
 
