@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rwkv7::ThreadPool;
 use rwkv7_quant::OutType;
 
 #[test]
@@ -53,6 +54,34 @@ fn rnn_and_seq_modes_agree() {
                 assert!(d <= MODE_TOL, "{name}/{}: chunk {chunk}: rnn vs seq max|Δ| = {d:e}", k.name());
                 let s = max_abs_diff(&rnn.state, &seq.state);
                 assert!(s <= MODE_TOL, "{name}/{}: chunk {chunk}: rnn vs seq state max|Δ| = {s:e}", k.name());
+            }
+        }
+    }
+}
+
+/// Splitting the matrix products across threads changes nothing: with 2 and 3 threads
+/// and every matrix split (however small), decode and prefill logits and states are
+/// bit-identical to one thread's, for every kernel set. The kernels compute each output
+/// with the same operations whatever rows and tokens a call covers, so equality is exact.
+#[test]
+fn thread_counts_give_bit_identical_results() {
+    for name in FIXTURES {
+        let fx = Fixture::load(name);
+        let tmp = tempfile::tempdir().unwrap();
+        for out_type in [OutType::F32, OutType::Q8_0, OutType::Q4_0] {
+            let (_, model) = convert_and_open(&fx.dir.join("model.pth"), tmp.path(), out_type);
+            let tokens = &fx.golden.tokens;
+            for k in kernel_sets() {
+                let one_rnn = run_rnn_on(&model, k, tokens, ThreadPool::single());
+                let one_seq = run_seq_on(&model, k, tokens, 7, ThreadPool::single());
+                for threads in [2, 3] {
+                    let pool = ThreadPool::new(threads).unwrap().with_min_split_bytes(0);
+                    let what = format!("{name}/{}/{}/{threads} threads", out_type.name(), k.name());
+                    let rnn = run_rnn_on(&model, k, tokens, pool.clone());
+                    assert!(rnn.logits == one_rnn.logits && rnn.state == one_rnn.state, "{what}: rnn differs");
+                    let seq = run_seq_on(&model, k, tokens, 7, pool);
+                    assert!(seq.logits == one_seq.logits && seq.state == one_seq.state, "{what}: seq differs");
+                }
             }
         }
     }

@@ -23,7 +23,7 @@ fn tuned_session<'m>(
     let values: Vec<Vec<f32>> = tensors.iter().map(|t| t.to_f32()).collect();
     let views: Vec<StateTensor<'_>> =
         tensors.iter().zip(&values).map(|(t, v)| StateTensor { name: &t.name, shape: &t.shape, data: v }).collect();
-    let mut s = Session::with_options(model, SessionOptions { chunk, kernels: Some(kernels) });
+    let mut s = Session::with_options(model, SessionOptions { chunk, kernels: Some(kernels), ..Default::default() });
     s.import_state_tuning(&views).expect("the state-tuning file fits the model");
     s
 }
@@ -77,7 +77,8 @@ fn state_tuning_matches_the_official_implementation() {
         first.prefill_tokens(&tokens[..half]).unwrap();
         let path = dir.path().join("tuned.state");
         first.save_state(&path).unwrap();
-        let mut second = Session::with_options(&model, SessionOptions { chunk: 64, kernels: Some(kernels) });
+        let mut second =
+            Session::with_options(&model, SessionOptions { chunk: 64, kernels: Some(kernels), ..Default::default() });
         second.load_state(&path).unwrap();
         second.prefill_tokens(&tokens[half..]).unwrap();
         let row = &seq_ref[(tokens.len() - 1) * vocab..];

@@ -10,6 +10,7 @@ use core::fmt;
 use rwkv7_kernels::KernelSet;
 
 use crate::model::{GROUP_NORM_EPS, LayerTensors, Model};
+use crate::parallel::{self, Parallel, Sequential};
 use crate::state::State;
 
 /// `exp(-0.5)` rounded as the official package writes it (`0.606531`, f32 bits
@@ -141,10 +142,25 @@ impl<'s> Buffers<'s> {
 }
 
 /// Runs `tokens` through the model, advancing `state`, in chunks as large as
-/// `scratch` allows, and writes the logits the caller asked for.
+/// `scratch` allows, and writes the logits the caller asked for. Single-threaded; see
+/// [`forward_parallel`].
 pub fn forward(
     model: &Model<'_>,
     kernels: &KernelSet,
+    state: &mut State<'_>,
+    tokens: &[u32],
+    scratch: &mut [f32],
+    logits: Logits<'_>,
+) -> Result<(), ForwardError> {
+    forward_parallel(model, kernels, &Sequential, state, tokens, scratch, logits)
+}
+
+/// [`forward`] with the large matrix products split across `par` (bit-identical results
+/// for any `par`; see [`crate::parallel`]).
+pub fn forward_parallel(
+    model: &Model<'_>,
+    kernels: &KernelSet,
+    par: &dyn Parallel,
     state: &mut State<'_>,
     tokens: &[u32],
     scratch: &mut [f32],
@@ -181,7 +197,7 @@ pub fn forward(
             Logits::Last(l) => (i + 1 == n_chunks).then_some(&mut **l),
             Logits::All(l) => Some(&mut l[i * chunk * vocab..(i * chunk + part.len()) * vocab]),
         };
-        forward_chunk(model, kernels, state, part, scratch, out, all_rows);
+        forward_chunk(model, kernels, par, state, part, scratch, out, all_rows);
     }
     Ok(())
 }
@@ -190,6 +206,7 @@ pub fn forward(
 fn forward_chunk(
     model: &Model<'_>,
     kernels: &KernelSet,
+    par: &dyn Parallel,
     state: &mut State<'_>,
     tokens: &[u32],
     scratch: &mut [f32],
@@ -211,8 +228,8 @@ fn forward_chunk(
 
     for (l, layer) in model.layers().iter().enumerate() {
         let ls = state.layer(l);
-        time_mix(model, kernels, l, layer, ls.att_x_prev, ls.wkv, b, t, c);
-        channel_mix(model, kernels, layer, ls.ffn_x_prev, b, t);
+        time_mix(model, kernels, par, l, layer, ls.att_x_prev, ls.wkv, b, t, c);
+        channel_mix(model, kernels, par, layer, ls.ffn_x_prev, b, t);
     }
 
     let Some(logits) = logits else { return };
@@ -224,7 +241,7 @@ fn forward_chunk(
         let dst = (i - first) * c;
         kernels.layer_norm(&b.x[i * c..(i + 1) * c], w, bias, hp.ln_eps, &mut b.xn[dst..dst + c]);
     }
-    kernels.matmul(&model.matrix(g.head), &b.xn[..rows * c], logits, rows);
+    parallel::matmul(par, kernels, &model.matrix(g.head), &b.xn[..rows * c], logits, rows);
 }
 
 /// Row-wise LayerNorm of `x` into `out`, then the token shift:
@@ -258,6 +275,7 @@ fn norm_and_shift(
 /// (`KernelSet::tanh`, `KernelSet::sigmoid`) or [`identity`].
 fn lora(
     kernels: &KernelSet,
+    par: &dyn Parallel,
     down: &rwkv7_kernels::Matrix<'_>,
     up: &rwkv7_kernels::Matrix<'_>,
     act: fn(&KernelSet, &mut [f32]),
@@ -267,9 +285,9 @@ fn lora(
     t: usize,
 ) {
     let hidden = &mut hidden[..t * down.rows()];
-    kernels.matmul(down, x, hidden, t);
+    parallel::matmul(par, kernels, down, x, hidden, t);
     act(kernels, hidden);
-    kernels.matmul(up, hidden, out, t);
+    parallel::matmul(par, kernels, up, hidden, out, t);
 }
 
 fn identity(_: &KernelSet, _: &mut [f32]) {}
@@ -278,6 +296,7 @@ fn identity(_: &KernelSet, _: &mut [f32]) {}
 fn time_mix(
     model: &Model<'_>,
     kernels: &KernelSet,
+    par: &dyn Parallel,
     l: usize,
     layer: &LayerTensors,
     x_prev: &mut [f32],
@@ -294,36 +313,36 @@ fn time_mix(
 
     // r = W_r · xr
     kernels.lerp(b.xn, b.sx, x_r, b.mixed);
-    kernels.matmul(&mat(layer.receptance), b.mixed, b.r, t);
+    parallel::matmul(par, kernels, &mat(layer.receptance), b.mixed, b.r, t);
 
     // decay = exp(-0.606531 · σ(w0 + w2 · tanh(w1 · xw)))
     kernels.lerp(b.xn, b.sx, x_w, b.mixed);
-    lora(kernels, &mat(layer.w1), &mat(layer.w2), KernelSet::tanh, b.mixed, b.lora, b.decay, t);
+    lora(kernels, par, &mat(layer.w1), &mat(layer.w2), KernelSet::tanh, b.mixed, b.lora, b.decay, t);
     kernels.time_decay(vec(layer.w0), DECAY_SCALE, b.decay);
 
     // k = W_k · xk
     kernels.lerp(b.xn, b.sx, x_k, b.mixed);
-    kernels.matmul(&mat(layer.key), b.mixed, b.k, t);
+    parallel::matmul(par, kernels, &mat(layer.key), b.mixed, b.k, t);
 
     // v = W_v · xv; layer 0 keeps it as v_first, later layers mix towards v_first by
     // σ(v0 + v2 · (v1 · xv)).
     kernels.lerp(b.xn, b.sx, x_v, b.mixed);
-    kernels.matmul(&mat(layer.value), b.mixed, b.v, t);
+    parallel::matmul(par, kernels, &mat(layer.value), b.mixed, b.v, t);
     if l == 0 {
         b.v_first.copy_from_slice(b.v);
     } else {
-        lora(kernels, &mat(layer.v1), &mat(layer.v2), identity, b.mixed, b.lora, b.out, t);
+        lora(kernels, par, &mat(layer.v1), &mat(layer.v2), identity, b.mixed, b.lora, b.out, t);
         kernels.value_residual(b.v, b.v_first, vec(layer.v0), b.out);
     }
 
     // a = σ(a0 + a2 · (a1 · xa))
     kernels.lerp(b.xn, b.sx, x_a, b.mixed);
-    lora(kernels, &mat(layer.a1), &mat(layer.a2), identity, b.mixed, b.lora, b.a, t);
+    lora(kernels, par, &mat(layer.a1), &mat(layer.a2), identity, b.mixed, b.lora, b.a, t);
     kernels.bias_sigmoid(vec(layer.a0), b.a);
 
     // g = g2 · σ(g1 · xg)
     kernels.lerp(b.xn, b.sx, x_g, b.mixed);
-    lora(kernels, &mat(layer.g1), &mat(layer.g2), KernelSet::sigmoid, b.mixed, b.lora, b.g, t);
+    lora(kernels, par, &mat(layer.g1), &mat(layer.g2), KernelSet::sigmoid, b.mixed, b.lora, b.g, t);
 
     // kk = L2-normalise_per_head(k · k_k); then k ← k · (1 + (a - 1) · k_a).
     let n = hp.head_size;
@@ -363,7 +382,7 @@ fn time_mix(
     for i in 0..t * c {
         b.mixed[i] = b.out[i] * b.g[i];
     }
-    kernels.matmul(&mat(layer.output), b.mixed, b.out, t);
+    parallel::matmul(par, kernels, &mat(layer.output), b.mixed, b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
 }
 
@@ -371,6 +390,7 @@ fn time_mix(
 fn channel_mix(
     model: &Model<'_>,
     kernels: &KernelSet,
+    par: &dyn Parallel,
     layer: &LayerTensors,
     x_prev: &mut [f32],
     b: &mut Buffers<'_>,
@@ -379,8 +399,8 @@ fn channel_mix(
     let eps = model.hparams().ln_eps;
     norm_and_shift(kernels, b.x, model.vector(layer.ln2_w), model.vector(layer.ln2_b), eps, b.xn, b.sx, x_prev);
     kernels.lerp(b.xn, b.sx, model.vector(layer.ffn_x_k), b.mixed);
-    kernels.matmul(&model.matrix(layer.ffn_key), b.mixed, b.ffn, t);
+    parallel::matmul(par, kernels, &model.matrix(layer.ffn_key), b.mixed, b.ffn, t);
     kernels.relu_squared(b.ffn);
-    kernels.matmul(&model.matrix(layer.ffn_value), b.ffn, b.out, t);
+    parallel::matmul(par, kernels, &model.matrix(layer.ffn_value), b.ffn, b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
 }

@@ -4,6 +4,7 @@
 //! - [`model`]: the RWKV-7 tensor table in llama.cpp's `rwkv7` conventions.
 //! - [`forward`]: the forward pass (decode and batched prefill), allocation-free:
 //!   the caller lends the state and scratch memory.
+//! - [`parallel`]: how the forward pass splits matrix products for a caller's threads.
 //! - [`state`]: the recurrent state layout.
 //! - [`tokenizer`]: the RWKV World tokenizer (greedy longest match, identical to the official
 //!   `TRIE_TOKENIZER`), built from a GGUF vocabulary into caller storage; streaming decode.
@@ -25,13 +26,15 @@ extern crate std;
 pub mod forward;
 pub mod gguf;
 pub mod model;
+pub mod parallel;
 pub mod sampler;
 pub mod state;
 pub mod tokenizer;
 
-pub use forward::{ForwardError, Logits, forward, scratch_len};
+pub use forward::{ForwardError, Logits, forward, forward_parallel, scratch_len};
 pub use gguf::{GgmlType, Gguf, GgufError};
 pub use model::{HyperParams, Model, ModelError};
+pub use parallel::{Parallel, Sequential};
 pub use rwkv7_kernels::{CpuFeatures, KernelSet};
 pub use sampler::{OccEntry, Occurrence, Pcg64, Sampler, SamplerError, SamplerParams, Step, StopStrings};
 pub use state::State;

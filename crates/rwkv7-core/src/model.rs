@@ -661,4 +661,18 @@ impl<'a> Model<'a> {
     pub fn vector(&self, t: TensorRef) -> &'a [f32] {
         bytemuck::cast_slice(self.data(t))
     }
+
+    /// Bytes of a tensor's data (0 for an unused slot).
+    pub fn tensor_bytes(&self, t: TensorRef) -> usize {
+        t.n_bytes()
+    }
+
+    /// Bytes of weights one decode step reads: every tensor of every layer, the norms and
+    /// the head; of the embedding only one row, which is left out. Decode speed is bounded
+    /// by memory bandwidth divided by this.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let g = &self.globals;
+        let layers: usize = self.layers.iter().flat_map(|l| l.all()).map(|t| t.n_bytes()).sum();
+        layers + [g.ln0_w, g.ln0_b, g.ln_out_w, g.ln_out_b, g.head].iter().map(|t| t.n_bytes()).sum::<usize>()
+    }
 }

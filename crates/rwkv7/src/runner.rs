@@ -1,8 +1,8 @@
 //! A model plus the memory one stream of tokens needs: state and scratch.
 
-use rwkv7_core::{ForwardError, KernelSet, Logits, Model, State, forward, scratch_len};
+use rwkv7_core::{ForwardError, KernelSet, Logits, Model, State, forward_parallel, scratch_len};
 
-use crate::LoadedModel;
+use crate::{LoadedModel, ThreadPool};
 
 /// Default number of tokens per prefill chunk: large enough that the projections run as
 /// real matrix products, small enough that scratch stays a few MB even at C = 2560.
@@ -12,17 +12,29 @@ pub const DEFAULT_CHUNK: usize = 64;
 pub struct Runner<'m> {
     model: Model<'m>,
     kernels: KernelSet,
+    pool: ThreadPool,
     state: Vec<f32>,
     scratch: Vec<f32>,
 }
 
 impl<'m> Runner<'m> {
-    /// A runner at the zero state, processing up to `chunk` tokens per forward step.
+    /// A runner at the zero state, processing up to `chunk` tokens per forward step, on
+    /// the default pool ([`ThreadPool::from_env`]).
     pub fn new(loaded: &'m LoadedModel, kernels: KernelSet, chunk: usize) -> Self {
+        Self::with_pool(loaded, kernels, chunk, ThreadPool::from_env())
+    }
+
+    /// As [`Runner::new`], on `pool`'s threads.
+    pub fn with_pool(loaded: &'m LoadedModel, kernels: KernelSet, chunk: usize, pool: ThreadPool) -> Self {
         let model = loaded.model();
         let state = vec![0.0; model.hparams().state_len()];
         let scratch = vec![0.0; scratch_len(&model, chunk.max(1))];
-        Runner { model, kernels, state, scratch }
+        Runner { model, kernels, pool, state, scratch }
+    }
+
+    /// The threads the forward pass runs on.
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
     }
 
     /// The model.
@@ -36,7 +48,8 @@ impl<'m> Runner<'m> {
         let found = self.state.len();
         let mut state =
             State::new(&hp, &mut self.state).ok_or(ForwardError::StateSize { expected: hp.state_len(), found })?;
-        forward(&self.model, &self.kernels, &mut state, tokens, &mut self.scratch, logits)
+        let (model, kernels, scratch) = (&self.model, &self.kernels, &mut self.scratch);
+        self.pool.run(|par| forward_parallel(model, kernels, par, &mut state, tokens, scratch, logits))
     }
 
     /// Logits for every token, computed one token at a time (RNN mode): `T × V`.

@@ -29,11 +29,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rwkv7_core::{
     END_OF_TEXT, KernelSet, Logits, OccEntry, OwnedTokenizer, Pcg64, Sampler, SamplerParams, State, Step, StopStrings,
-    Utf8Stream, forward, scratch_len,
+    Utf8Stream, forward_parallel, scratch_len,
 };
 
 use crate::state_file::{self, Parts, StateDims};
-use crate::{DEFAULT_CHUNK, Error, LoadedModel};
+use crate::{DEFAULT_CHUNK, Error, LoadedModel, ThreadPool};
 
 /// Bytes a stop string may hold back while undecided; stop strings may be one byte longer.
 const STOP_HOLD: usize = 64;
@@ -149,18 +149,22 @@ impl CancelHandle {
 }
 
 /// How a session runs.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct SessionOptions {
     /// Tokens per prefill chunk (scratch memory grows with it). Default [`DEFAULT_CHUNK`].
     pub chunk: usize,
     /// Kernel set; `None`: `$RWKV7_KERNELS` if it names a usable set, else the best for
     /// this CPU.
     pub kernels: Option<KernelSet>,
+    /// Threads the matrix products are split across (results are the same for any
+    /// count); `None`: [`ThreadPool::from_env`] (`$RWKV7_THREADS`, else every core).
+    /// Sessions given clones of one pool share its threads.
+    pub pool: Option<ThreadPool>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { chunk: DEFAULT_CHUNK, kernels: None }
+        SessionOptions { chunk: DEFAULT_CHUNK, kernels: None, pool: None }
     }
 }
 
@@ -179,10 +183,12 @@ pub struct StateTensor<'a> {
 /// A conversation or document in progress. See the [module docs](self).
 ///
 /// All buffers (state, scratch, logits, sampling scratch, penalty table) are allocated
-/// when the session is created; generating allocates nothing per token.
+/// when the session is created; generating allocates nothing per token (on a pool of
+/// several threads, rayon's job queue allocates one small block per 63 tokens).
 pub struct Session<M> {
     model: M,
     kernels: KernelSet,
+    pool: ThreadPool,
     chunk: usize,
     state: Vec<f32>,
     scratch: Vec<f32>,
@@ -230,6 +236,7 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
             crate::select_kernels(None).unwrap_or_else(|_| KernelSet::best(rwkv7_core::CpuFeatures::detect()))
         });
         let chunk = options.chunk.max(1);
+        let pool = options.pool.unwrap_or_else(ThreadPool::from_env);
         let (state_len, scratch, vocab) = {
             let m = model.model();
             (m.hparams().state_len(), scratch_len(&m, chunk), m.hparams().vocab)
@@ -237,6 +244,7 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
         Session {
             model,
             kernels,
+            pool,
             chunk,
             state: vec![0.0; state_len],
             scratch: vec![0.0; scratch],
@@ -261,6 +269,11 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
     /// The kernel set in use.
     pub fn kernels(&self) -> &KernelSet {
         &self.kernels
+    }
+
+    /// The threads the forward pass runs on.
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
     }
 
     /// Tokens fed since the session was created, reset, or its state imported (restored
@@ -326,6 +339,7 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
         Session {
             model: self.model.clone(),
             kernels: self.kernels,
+            pool: self.pool.clone(),
             chunk: self.chunk,
             state: self.state.clone(),
             scratch: vec![0.0; self.scratch.len()],
@@ -384,7 +398,8 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
                 return Err(Error::Cancelled);
             }
             let out = if i + 1 == n_chunks { Logits::Last(&mut self.logits) } else { Logits::None };
-            forward(&m, &self.kernels, &mut state, part, &mut self.scratch, out)?;
+            let (kernels, scratch) = (&self.kernels, &mut self.scratch);
+            self.pool.run(|par| forward_parallel(&m, kernels, par, &mut state, part, scratch, out))?;
             self.position += part.len() as u64;
         }
         self.has_logits = true;
@@ -430,6 +445,7 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
         let Session {
             model,
             kernels,
+            pool,
             state,
             scratch,
             logits,
@@ -509,7 +525,8 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
                 Ok(Step::Stop(t)) => break 'steps Ok(StopReason::StopToken(t)),
                 Err(e) => break 'steps Err(e.into()),
             };
-            if let Err(e) = forward(&m, kernels, &mut st, &[t], scratch, Logits::Last(logits)) {
+            let step = pool.run(|par| forward_parallel(&m, kernels, par, &mut st, &[t], scratch, Logits::Last(logits)));
+            if let Err(e) = step {
                 break 'steps Err(e.into());
             }
             *position += 1;

@@ -61,7 +61,7 @@ fn prefill_matches_the_runner_for_every_chunk_size() {
     let reference = runner.logits_rnn(&PROMPT).unwrap();
     let last = &reference[(PROMPT.len() - 1) * 300..];
     for chunk in [1, 3, 64] {
-        let mut s = Session::with_options(&m, SessionOptions { chunk, kernels: Some(kernels) });
+        let mut s = Session::with_options(&m, SessionOptions { chunk, kernels: Some(kernels), ..Default::default() });
         assert!(s.last_logits().is_none());
         s.prefill_tokens(&PROMPT).unwrap();
         let got = s.last_logits().unwrap();
@@ -359,7 +359,7 @@ fn cancellation_by_callback_and_by_handle() {
         .unwrap();
     assert_eq!((r.tokens, r.stop), (1, StopReason::Cancelled));
     // Prefill is cancelled between chunks.
-    let mut t = Session::with_options(&m, SessionOptions { chunk: 2, kernels: None });
+    let mut t = Session::with_options(&m, SessionOptions { chunk: 2, kernels: None, ..Default::default() });
     t.cancel_handle().cancel();
     assert!(matches!(t.prefill_tokens(&PROMPT), Err(Error::Cancelled)));
     assert!(t.last_logits().is_none());

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rwkv7::{LoadedModel, Runner};
+use rwkv7::{LoadedModel, Runner, ThreadPool};
 use rwkv7_kernels::{CpuFeatures, KernelSet};
 use rwkv7_quant::{ConvertOptions, OutType, convert};
 
@@ -128,13 +128,21 @@ pub struct Run {
 }
 
 pub fn run_rnn(model: &LoadedModel, kernels: KernelSet, tokens: &[u32]) -> Run {
-    let mut runner = Runner::new(model, kernels, 1);
+    run_rnn_on(model, kernels, tokens, ThreadPool::from_env())
+}
+
+pub fn run_seq(model: &LoadedModel, kernels: KernelSet, tokens: &[u32], chunk: usize) -> Run {
+    run_seq_on(model, kernels, tokens, chunk, ThreadPool::from_env())
+}
+
+pub fn run_rnn_on(model: &LoadedModel, kernels: KernelSet, tokens: &[u32], pool: ThreadPool) -> Run {
+    let mut runner = Runner::with_pool(model, kernels, 1, pool);
     let logits = runner.logits_rnn(tokens).expect("rnn forward");
     Run { logits, state: runner.state().to_vec() }
 }
 
-pub fn run_seq(model: &LoadedModel, kernels: KernelSet, tokens: &[u32], chunk: usize) -> Run {
-    let mut runner = Runner::new(model, kernels, chunk);
+pub fn run_seq_on(model: &LoadedModel, kernels: KernelSet, tokens: &[u32], chunk: usize, pool: ThreadPool) -> Run {
+    let mut runner = Runner::with_pool(model, kernels, chunk, pool);
     let logits = runner.logits_seq(tokens).expect("seq forward");
     Run { logits, state: runner.state().to_vec() }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use rwkv7::core::SamplerParams;
-use rwkv7::{DEFAULT_CHUNK, EndOfText, LoadedModel, Session, SessionOptions, StateTensor, select_kernels};
+use rwkv7::{DEFAULT_CHUNK, EndOfText, LoadedModel, Session, SessionOptions, StateTensor, ThreadPool, select_kernels};
 
 /// Environment variable naming the default model for `generate` and `chat`.
 pub const MODEL_ENV: &str = "RWKV7_MODEL";
@@ -140,10 +140,20 @@ pub struct RunArgs {
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]
     pub kernels: Option<String>,
-    /// Threads (llama.cpp's -t). The runtime is single-threaded for now: accepted for
-    /// compatibility; values above 1 have no effect yet.
+    /// Threads the matrix products are split across (default: RWKV7_THREADS, else every
+    /// core). Results are identical for any count.
     #[arg(short = 't', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
+}
+
+impl RunArgs {
+    /// The thread pool `-t` asks for (else the default one).
+    pub fn pool(&self) -> Result<ThreadPool> {
+        match self.threads {
+            Some(n) => ThreadPool::new(n as usize).context("starting worker threads"),
+            None => Ok(ThreadPool::from_env()),
+        }
+    }
 }
 
 /// Opens the model (it must have a tokenizer).
@@ -156,10 +166,8 @@ pub fn open_model(path: &Path) -> Result<LoadedModel> {
 /// A session on `model` as `run` asks.
 pub fn new_session<'m>(model: &'m LoadedModel, run: &RunArgs) -> Result<Session<&'m LoadedModel>> {
     let kernels = select_kernels(run.kernels.as_deref()).map_err(anyhow::Error::msg).context("--kernels")?;
-    if let Some(t) = run.threads.filter(|&t| t > 1) {
-        eprintln!("note: -t {t}: the runtime is single-threaded for now; running on one thread");
-    }
-    Ok(Session::with_options(model, SessionOptions { chunk: run.chunk as usize, kernels: Some(kernels) }))
+    let options = SessionOptions { chunk: run.chunk as usize, kernels: Some(kernels), pool: Some(run.pool()?) };
+    Ok(Session::with_options(model, options))
 }
 
 /// What `--state` / `/load` read.

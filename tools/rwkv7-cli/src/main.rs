@@ -1,5 +1,6 @@
 //! `rwkv7`: the command line of the RWKV-7 runtime.
 
+mod bench;
 mod chat;
 mod common;
 mod eval;
@@ -37,6 +38,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Perplexity on a text, and KL divergence / top-1 agreement against a reference model (one JSON line).
     Eval(eval::Args),
+    /// Prompt and decode speed, memory, load time and the bandwidth ceiling (one JSON line).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Logits(args) => logits::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -166,6 +166,8 @@ pub enum InputFormat {
     HuggingFace,
     /// GGUF.
     Gguf,
+    /// Random weights made in memory (`rwkv7-quant synth`).
+    Synthetic,
 }
 
 /// What a conversion produced.
@@ -224,24 +226,36 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
         let beside = model_dir(input).join(WORLD_VOCAB_FILE);
         beside.is_file().then_some(beside)
     });
-    let vocab = match &vocab_path {
+    convert_checkpoint(&ckpt, format, input, vocab_path.as_deref(), output, opts)
+}
+
+/// Writes a validated checkpoint to `output` as GGUF, with the World vocabulary at
+/// `vocab_path` as its tokenizer if given (else no tokenizer). `input` names the source
+/// in errors and, by its stem, `general.name`; `format` goes into the report.
+pub fn convert_checkpoint(
+    ckpt: &Checkpoint,
+    format: InputFormat,
+    input: &Path,
+    vocab_path: Option<&Path>,
+    output: &Path,
+    opts: &ConvertOptions,
+) -> Result<ConvertReport> {
+    let at = |p: &Path| p.display().to_string();
+    let vocab = match vocab_path {
         Some(p) => Some(read_vocab(p).with_context(|| at(p))?),
         None => None,
     };
-    let name = model_name(input);
     let mut w = GgufWriter::new();
-    add_model_metadata(&mut w, &ckpt, &name, opts.out_type).with_context(|| at(output))?;
-    let vocab_tokens = match &vocab {
-        Some(v) => {
-            let p = vocab_path.as_deref().unwrap_or(input);
-            Some(add_tokenizer(&mut w, v, ckpt.dims().vocab).with_context(|| at(p))?)
-        }
-        None => {
+    let name = model_name(input);
+    add_model_metadata(&mut w, ckpt, &name, opts.out_type).with_context(|| at(output))?;
+    let vocab_tokens = match (&vocab, vocab_path) {
+        (Some(v), Some(p)) => Some(add_tokenizer(&mut w, v, ckpt.dims().vocab).with_context(|| at(p))?),
+        _ => {
             add_no_tokenizer(&mut w, ckpt.dims().vocab).with_context(|| at(output))?;
             None
         }
     };
-    let plan = plan_tensors(&ckpt, opts.out_type, &opts.keep).with_context(|| at(input))?;
+    let plan = plan_tensors(ckpt, opts.out_type, &opts.keep).with_context(|| at(input))?;
     let n = plan.len();
     let pb = progress_bar(n as u64, opts.progress);
     let stats = Rc::new(RefCell::new(Vec::with_capacity(n)));
@@ -278,7 +292,7 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
         output_bytes: size,
         dims: Some(*ckpt.dims()),
         vocab_tokens,
-        vocab_file: vocab_path,
+        vocab_file: vocab_path.map(Path::to_path_buf),
         tensor_stats: stats.take(),
     })
 }

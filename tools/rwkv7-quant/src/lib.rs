@@ -8,7 +8,8 @@
 //! - [`vocab`]: the World vocabulary file and llama.cpp's token strings;
 //! - [`gguf_write`]: a GGUF v3 writer;
 //! - [`policy`]: which type each tensor gets (the quantization policy, `--keep`);
-//! - [`convert`]: checkpoint (or GGUF) → GGUF.
+//! - [`convert`]: checkpoint (or GGUF) → GGUF;
+//! - [`synth`]: random checkpoints of the released shapes (benchmarks, device checks).
 //!
 //! The entry point is [`convert()`]. The file layout written is `docs/FORMAT.md`.
 #![deny(unsafe_code)]
@@ -21,10 +22,13 @@ pub mod hf;
 pub mod policy;
 pub mod pth;
 pub mod pth_write;
+pub mod synth;
 pub mod vocab;
 
 pub use checkpoint::{Checkpoint, CheckpointError, DType, Dims, Tensor};
-pub use convert::{ConvertOptions, ConvertReport, InputFormat, OutType, TensorStat, convert, detect_format};
+pub use convert::{
+    ConvertOptions, ConvertReport, InputFormat, OutType, TensorStat, convert, convert_checkpoint, detect_format,
+};
 pub use gguf_write::{GgmlType, GgufWriter, MetaValue, TensorSource, ValueType, tensor_bytes};
 pub use policy::{Keep, POLICY, Role};
 pub use vocab::{WORLD_VOCAB_FILE, llama_token_text, parse_vocab, read_vocab};

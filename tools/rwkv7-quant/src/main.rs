@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rwkv7_quant::{ConvertOptions, ConvertReport, Keep, OutType, convert};
+use rwkv7_quant::synth::{Shape, synth_checkpoint};
+use rwkv7_quant::{ConvertOptions, ConvertReport, InputFormat, Keep, OutType, convert, convert_checkpoint};
 
 /// Converts RWKV-7 checkpoints (official .pth, Hugging Face safetensors, GGUF) to GGUF.
 #[derive(Parser, Debug)]
@@ -18,6 +19,31 @@ struct Cli {
 enum Command {
     /// Write a GGUF file with the weight matrices in the requested type.
     Quantize(QuantizeArgs),
+    /// Write a GGUF file of random weights in a released model's shape (for benchmarks and
+    /// device checks without a download; the output is noise, not language).
+    Synth(SynthArgs),
+}
+
+#[derive(Args, Debug)]
+struct SynthArgs {
+    /// Released model shape: 0.1b (L12 C768), 0.4b (L24 C1024), 1.5b (L24 C2048) or 2.9b (L32 C2560).
+    #[arg(long)]
+    shape: Shape,
+    /// File type, as for `quantize` (the same policy applies).
+    #[arg(short = 't', long = "type", value_enum)]
+    out_type: TypeArg,
+    /// The GGUF file to write (replaced only once the new file is complete).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Seed of the random weights (the same seed gives the same file).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// World vocabulary file to store as the tokenizer (default: none).
+    #[arg(long, value_name = "VOCAB.txt")]
+    vocab: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -119,25 +145,43 @@ fn quantize(args: &QuantizeArgs) -> anyhow::Result<()> {
     let report = convert(&args.input, &args.output, &opts)?;
     if !args.quiet {
         print_errors(&report, args.top);
-        let vocab = match report.vocab_tokens {
-            Some(n) => format!(", {n} vocabulary tokens"),
-            None => ", no tokenizer".to_string(),
-        };
-        println!(
-            "wrote {}: {} tensors ({}), {:.2} MB{vocab}",
-            args.output.display(),
-            report.tensors,
-            report.out_type.name(),
-            report.output_bytes as f64 / 1e6,
-        );
+        print_summary(&args.output, &report);
     }
     Ok(())
+}
+
+fn synth(args: &SynthArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let ckpt = synth_checkpoint(args.shape, args.seed).context("synthetic checkpoint")?;
+    let opts = ConvertOptions { out_type: args.out_type.into(), vocab: None, progress: !args.quiet, keep: Vec::new() };
+    let report =
+        convert_checkpoint(&ckpt, InputFormat::Synthetic, &args.output, args.vocab.as_deref(), &args.output, &opts)?;
+    if !args.quiet {
+        print_summary(&args.output, &report);
+    }
+    Ok(())
+}
+
+/// One line: what was written, its size and whether it has a tokenizer.
+fn print_summary(output: &std::path::Path, report: &ConvertReport) {
+    let vocab = match report.vocab_tokens {
+        Some(n) => format!(", {n} vocabulary tokens"),
+        None => ", no tokenizer".to_string(),
+    };
+    println!(
+        "wrote {}: {} tensors ({}), {:.2} MB{vocab}",
+        output.display(),
+        report.tensors,
+        report.out_type.name(),
+        report.output_bytes as f64 / 1e6,
+    );
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Quantize(args) => quantize(args),
+        Command::Synth(args) => synth(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,7 +218,7 @@ mod tests {
             "v.txt",
         ])
         .unwrap();
-        let Command::Quantize(q) = cli.command;
+        let Command::Quantize(q) = cli.command else { panic!("expected quantize") };
         assert!(matches!(q.out_type, TypeArg::Bf16));
         assert_eq!(q.vocab, Some(PathBuf::from("v.txt")));
         assert!(Cli::try_parse_from(["rwkv7-quant", "quantize", "m.pth", "-o", "m.gguf", "--type", "q4"]).is_err());
@@ -192,8 +236,18 @@ mod tests {
             "blk.0.*=f16",
         ])
         .unwrap();
-        let Command::Quantize(q) = cli.command;
+        let Command::Quantize(q) = cli.command else { panic!("expected quantize") };
         assert!(matches!(q.out_type, TypeArg::Q4_0));
         assert_eq!(q.keep, ["head=q8_0", "blk.0.*=f16"]);
+    }
+
+    #[test]
+    fn parses_synth() {
+        let cli =
+            Cli::try_parse_from(["rwkv7-quant", "synth", "--shape", "0.4b", "-t", "q4_0", "-o", "s.gguf"]).unwrap();
+        let Command::Synth(s) = cli.command else { panic!("expected synth") };
+        assert_eq!((s.shape, s.seed), (Shape::B0_4, 0));
+        assert!(matches!(s.out_type, TypeArg::Q4_0));
+        assert!(Cli::try_parse_from(["rwkv7-quant", "synth", "--shape", "7b", "-t", "q4_0", "-o", "s.gguf"]).is_err());
     }
 }

@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::vector::{self, F32s};
-use super::{FloatTile, QuantTile, QuantizeActs, float_matmul, quant_matmul_deq, quant_matmul_int};
+use super::{FloatTile, PREFETCH_BYTES, QuantTile, QuantizeActs, float_matmul, quant_matmul_deq, quant_matmul_int};
 use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
 use crate::{KernelSet, MatmulJob, QuantMatmul, QuantPath, math};
 
@@ -202,6 +202,11 @@ trait QBlock {
     /// # Safety
     /// `p` valid for one block; F16C enabled in the caller.
     unsafe fn scale(p: *const Self) -> f32;
+    /// The scale's f16 bits.
+    ///
+    /// # Safety
+    /// `p` valid for one block.
+    unsafe fn scale_bits(p: *const Self) -> u16;
 }
 
 impl QBlock for BlockQ8_0 {
@@ -219,6 +224,11 @@ impl QBlock for BlockQ8_0 {
     unsafe fn scale(p: *const Self) -> f32 {
         // SAFETY: `p` points at a readable block; F16C is enabled in the caller.
         unsafe { f16_bytes_to_f32((*p).d) }
+    }
+    #[inline(always)]
+    unsafe fn scale_bits(p: *const Self) -> u16 {
+        // SAFETY: `p` points at a readable block (caller).
+        unsafe { u16::from_le_bytes((*p).d) }
     }
 }
 
@@ -249,15 +259,117 @@ impl QBlock for BlockQ4_0 {
         // SAFETY: `p` points at a readable block; F16C is enabled in the caller.
         unsafe { f16_bytes_to_f32((*p).d) }
     }
+    #[inline(always)]
+    unsafe fn scale_bits(p: *const Self) -> u16 {
+        // SAFETY: `p` points at a readable block (caller).
+        unsafe { u16::from_le_bytes((*p).d) }
+    }
 }
 
-impl<W: QBlock> QuantTile<W> for Avx2 {
-    /// Per block and output: `|w|` (unsigned) × `x·sign(w)` with `maddubs` (pairs, no
-    /// saturation because `|x| ≤ 127`: `2·128·127 < 2¹⁵`), `madd` with ones → 8 i32 lanes,
-    /// converted to f32 and accumulated with one FMA by `d_w·d_x`; [`hsum`] at the end.
+/// Blocks whose f16 scales are widened together into one 8-lane f32 vector.
+const GROUP: usize = 8;
+
+/// The scales of blocks `p[0..8]`, widened to f32: lane `j` is block `j`'s `d`.
+///
+/// # Safety
+/// `p` valid for 8 blocks; AVX2 and F16C enabled in the caller.
+#[inline(always)]
+unsafe fn scales8<W: QBlock>(p: *const W) -> __m256 {
+    // SAFETY: blocks `p[0..8]` are readable (caller); F16C is enabled.
+    unsafe {
+        let d = |j: usize| W::scale_bits(p.add(j)) as i16;
+        _mm256_cvtph_ps(_mm_setr_epi16(d(0), d(1), d(2), d(3), d(4), d(5), d(6), d(7)))
+    }
+}
+
+/// Asks for the cache line [`PREFETCH_BYTES`] past `p` (a hint: it never faults, so
+/// the address may lie past the matrix).
+///
+/// # Safety
+/// SSE enabled in the caller.
+#[inline(always)]
+unsafe fn prefetch<W>(p: *const W) {
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault; `wrapping_add`
+    // keeps the pointer arithmetic defined even past the allocation.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(PREFETCH_BYTES)) }
+}
+
+/// Lane `i` of `v` in all 8 lanes.
+///
+/// # Safety
+/// AVX2 enabled in the caller.
+#[inline(always)]
+unsafe fn lane_splat(v: __m256, i: __m256i) -> __m256 {
+    // SAFETY: AVX2 is enabled in the (inlining) caller.
+    unsafe { _mm256_permutevar8x32_ps(v, i) }
+}
+
+/// The integer path, one block at a time (blocks after the last whole [`GROUP`]): the
+/// codes' `|w|` (unsigned) × `x·sign(w)` with `maddubs` (pairs, no saturation because
+/// `|x| ≤ 127`: `2·128·127 < 2¹⁵`), `madd` with ones → 8 i32 lanes, converted to f32 and
+/// accumulated with one FMA by `d_w·d_x`.
+///
+/// # Safety
+/// As [`QuantTile::int_tile`], for blocks `b0..nb`.
+#[inline(always)]
+unsafe fn int_blocks_single<W: QBlock, const R: usize, const T: usize>(
+    w: [*const W; R],
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+    b0: usize,
+    nb: usize,
+    acc: &mut [[__m256; T]; R],
+) {
+    // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
+    // quants and `nb` scales behind every activation pointer, and the ISA.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        for b in b0..nb {
+            let mut xv = [_mm256_setzero_si256(); T];
+            for t in 0..T {
+                xv[t] = _mm256_loadu_si256(xq[t].add(b * QK).cast());
+            }
+            for r in 0..R {
+                let blk = w[r].add(b);
+                let wv = W::codes(blk);
+                let wabs = _mm256_sign_epi8(wv, wv);
+                let dw = W::scale(blk);
+                for t in 0..T {
+                    let xs = _mm256_sign_epi8(xv[t], wv);
+                    let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones);
+                    let scale = _mm256_set1_ps(dw * *xd[t].add(b));
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
+                }
+            }
+        }
+    }
+}
+
+/// `hsum` of every accumulator.
+///
+/// # Safety
+/// AVX enabled in the caller.
+#[inline(always)]
+unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]; R]) -> [[f32; T]; R] {
+    let mut res = [[0.0f32; T]; R];
+    for r in 0..R {
+        for t in 0..T {
+            // SAFETY: AVX is enabled in the (inlining) caller.
+            res[r][t] = unsafe { hsum(acc[r][t]) };
+        }
+    }
+    res
+}
+
+impl QuantTile<BlockQ8_0> for Avx2 {
+    /// Whole groups of 8 blocks: the 8 weight scales are widened in one instruction, and
+    /// each block's `d_w` and `d_x` are lane-splat from vectors, so the per-block work is
+    /// the integer dot product (as in [`int_blocks_single`]) plus `cvt`, one multiply for
+    /// `d_w·d_x` and one FMA. The remaining blocks go through [`int_blocks_single`].
+    /// Every output gets the same operations whatever `R` and `T` are.
     #[inline(always)]
     unsafe fn int_tile<const R: usize, const T: usize>(
-        w: [*const W; R],
+        w: [*const BlockQ8_0; R],
         xq: [*const i8; T],
         xd: [*const f32; T],
         nb: usize,
@@ -267,69 +379,175 @@ impl<W: QBlock> QuantTile<W> for Avx2 {
         unsafe {
             let ones = _mm256_set1_epi16(1);
             let mut acc = [[_mm256_setzero_ps(); T]; R];
-            for b in 0..nb {
-                let mut xv = [_mm256_setzero_si256(); T];
-                for t in 0..T {
-                    xv[t] = _mm256_loadu_si256(xq[t].add(b * QK).cast());
-                }
-                for r in 0..R {
-                    let blk = w[r].add(b);
-                    let wv = W::codes(blk);
-                    let wabs = _mm256_sign_epi8(wv, wv);
-                    let dw = W::scale(blk);
-                    for t in 0..T {
-                        let xs = _mm256_sign_epi8(xv[t], wv);
-                        let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones);
-                        let scale = _mm256_set1_ps(dw * *xd[t].add(b));
-                        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
-                    }
-                }
-            }
-            let mut res = [[0.0f32; T]; R];
-            for r in 0..R {
-                for t in 0..T {
-                    res[r][t] = hsum(acc[r][t]);
-                }
-            }
-            res
-        }
-    }
-
-    /// Per block, 4 chunks of 8: `w = f32(code)·d` (the dequantized value, rounded as in
-    /// the scalar spec), then one FMA per chunk into the output's 8-lane accumulator.
-    #[inline(always)]
-    unsafe fn deq_tile<const R: usize, const T: usize>(
-        w: [*const W; R],
-        x: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
-        // floats behind every activation pointer, and the ISA.
-        unsafe {
-            let mut acc = [[_mm256_setzero_ps(); T]; R];
-            for b in 0..nb {
+            let groups = nb / GROUP;
+            for g in 0..groups {
+                let b0 = g * GROUP;
                 let mut dw = [_mm256_setzero_ps(); R];
                 for r in 0..R {
-                    dw[r] = _mm256_set1_ps(W::scale(w[r].add(b)));
+                    dw[r] = scales8(w[r].add(b0));
                 }
-                for k in 0..4 {
+                for j in 0..GROUP {
+                    let (b, lane) = (b0 + j, _mm256_set1_epi32(j as i32));
+                    let mut xv = [_mm256_setzero_si256(); T];
+                    let mut dx = [_mm256_setzero_ps(); T];
+                    for t in 0..T {
+                        xv[t] = _mm256_loadu_si256(xq[t].add(b * QK).cast());
+                        dx[t] = _mm256_broadcast_ss(&*xd[t].add(b));
+                    }
                     for r in 0..R {
-                        let wf = _mm256_mul_ps(_mm256_cvtepi32_ps(W::codes8(w[r].add(b), k)), dw[r]);
+                        prefetch(w[r].add(b));
+                        let wv = BlockQ8_0::codes(w[r].add(b));
+                        let wabs = _mm256_sign_epi8(wv, wv);
+                        let dwb = lane_splat(dw[r], lane);
                         for t in 0..T {
-                            let xv = _mm256_loadu_ps(x[t].add(b * QK + 8 * k));
-                            acc[r][t] = _mm256_fmadd_ps(wf, xv, acc[r][t]);
+                            let xs = _mm256_sign_epi8(xv[t], wv);
+                            let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones);
+                            let scale = _mm256_mul_ps(dwb, dx[t]);
+                            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
                         }
                     }
                 }
             }
-            let mut res = [[0.0f32; T]; R];
-            for r in 0..R {
-                for t in 0..T {
-                    res[r][t] = hsum(acc[r][t]);
+            int_blocks_single(w, xq, xd, groups * GROUP, nb, &mut acc);
+            hsum_all(&acc)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn deq_tile<const R: usize, const T: usize>(
+        w: [*const BlockQ8_0; R],
+        x: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R] {
+        // SAFETY: forwarded contract.
+        unsafe { deq_tile(w, x, nb) }
+    }
+}
+
+impl QuantTile<BlockQ4_0> for Avx2 {
+    /// Whole groups of 8 blocks, two blocks per step. The nibbles of blocks `b` and
+    /// `b + 1` are loaded as one 256-bit vector `[qs_b | qs_b+1]`; masking gives the low
+    /// nibbles (elements 0..16 of each block) and shifting the high ones (16..32), both as
+    /// *unsigned* codes 0..15, which `maddubs` takes directly against the activations
+    /// rearranged to match (`[x_b[0..16] | x_b+1[0..16]]` and `[x_b[16..32] | …]`). The
+    /// two products are added as i16 (at most `4·15·127 < 2¹⁵`), `madd` with ones gives 8
+    /// i32 lanes (lanes 0–3 block `b`, 4–7 block `b + 1`), and subtracting the same lanes
+    /// of `8·Σx` (the code offset) makes the sums exact `Σ (q − 8)·x`. Then `cvt`, one
+    /// multiply by `[d_w·d_x of b ×4 | of b + 1 ×4]` and one FMA per pair. The remaining
+    /// blocks go through [`int_blocks_single`]. Every output gets the same operations
+    /// whatever `R` and `T` are.
+    #[inline(always)]
+    unsafe fn int_tile<const R: usize, const T: usize>(
+        w: [*const BlockQ4_0; R],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R] {
+        // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
+        // quants and `nb` scales behind every activation pointer, and the ISA.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let low4 = _mm256_set1_epi8(0x0F);
+            let eight = _mm256_set1_epi8(8);
+            let mut acc = [[_mm256_setzero_ps(); T]; R];
+            let groups = nb / GROUP;
+            for g in 0..groups {
+                let b0 = g * GROUP;
+                let mut dw = [_mm256_setzero_ps(); R];
+                for r in 0..R {
+                    dw[r] = scales8(w[r].add(b0));
+                }
+                for pair in 0..GROUP / 2 {
+                    let b = b0 + 2 * pair;
+                    let j = 2 * pair as i32;
+                    let lanes = _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1);
+                    let mut xlo = [_mm256_setzero_si256(); T];
+                    let mut xhi = [_mm256_setzero_si256(); T];
+                    let mut offset = [_mm256_setzero_si256(); T];
+                    let mut dx = [_mm256_setzero_ps(); T];
+                    for t in 0..T {
+                        let xa = _mm256_loadu_si256(xq[t].add(b * QK).cast());
+                        let xb = _mm256_loadu_si256(xq[t].add((b + 1) * QK).cast());
+                        xlo[t] = _mm256_permute2x128_si256::<0x20>(xa, xb);
+                        xhi[t] = _mm256_permute2x128_si256::<0x31>(xa, xb);
+                        let eight_x =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo[t]), _mm256_maddubs_epi16(eight, xhi[t]));
+                        offset[t] = _mm256_madd_epi16(eight_x, ones);
+                        let d2 = _mm_castpd_ps(_mm_load_sd(xd[t].add(b).cast()));
+                        dx[t] = lane_splat(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+                    }
+                    for r in 0..R {
+                        prefetch(w[r].add(b));
+                        let q = _mm256_loadu2_m128i(
+                            core::ptr::addr_of!((*w[r].add(b + 1)).qs).cast(),
+                            core::ptr::addr_of!((*w[r].add(b)).qs).cast(),
+                        );
+                        let lo = _mm256_and_si256(q, low4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+                        let dwb = lane_splat(dw[r], lanes);
+                        for t in 0..T {
+                            let p16 =
+                                _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[t]), _mm256_maddubs_epi16(hi, xhi[t]));
+                            let isum = _mm256_sub_epi32(_mm256_madd_epi16(p16, ones), offset[t]);
+                            let scale = _mm256_mul_ps(dwb, dx[t]);
+                            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
+                        }
+                    }
                 }
             }
-            res
+            int_blocks_single(w, xq, xd, groups * GROUP, nb, &mut acc);
+            hsum_all(&acc)
         }
+    }
+
+    #[inline(always)]
+    unsafe fn deq_tile<const R: usize, const T: usize>(
+        w: [*const BlockQ4_0; R],
+        x: [*const f32; T],
+        nb: usize,
+    ) -> [[f32; T]; R] {
+        // SAFETY: forwarded contract.
+        unsafe { deq_tile(w, x, nb) }
+    }
+}
+
+/// Per block, 4 chunks of 8: `w = f32(code)·d` (the dequantized value, rounded as in
+/// the scalar spec), then one FMA per chunk into the output's 8-lane accumulator.
+///
+/// # Safety
+/// As [`QuantTile::deq_tile`].
+#[inline(always)]
+unsafe fn deq_tile<W: QBlock, const R: usize, const T: usize>(
+    w: [*const W; R],
+    x: [*const f32; T],
+    nb: usize,
+) -> [[f32; T]; R] {
+    // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
+    // floats behind every activation pointer, and the ISA.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        for b in 0..nb {
+            let mut dw = [_mm256_setzero_ps(); R];
+            for r in 0..R {
+                dw[r] = _mm256_set1_ps(W::scale(w[r].add(b)));
+            }
+            for k in 0..4 {
+                for r in 0..R {
+                    let wf = _mm256_mul_ps(_mm256_cvtepi32_ps(W::codes8(w[r].add(b), k)), dw[r]);
+                    for t in 0..T {
+                        let xv = _mm256_loadu_ps(x[t].add(b * QK + 8 * k));
+                        acc[r][t] = _mm256_fmadd_ps(wf, xv, acc[r][t]);
+                    }
+                }
+            }
+        }
+        let mut res = [[0.0f32; T]; R];
+        for r in 0..R {
+            for t in 0..T {
+                res[r][t] = hsum(acc[r][t]);
+            }
+        }
+        res
     }
 }
 

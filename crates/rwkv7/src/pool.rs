@@ -1,0 +1,104 @@
+//! The thread pool the forward pass splits its matrix products across.
+//!
+//! The core cuts work into parts ([`rwkv7_core::parallel`]); this runs them on a
+//! persistent rayon pool. A forward call runs *inside* the pool (`install`), so splitting
+//! a matrix is a local fork-join between warm workers rather than a hand-off from an
+//! outside thread: a few microseconds per matrix, measured by `rwkv7 bench`.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rwkv7_core::parallel::MIN_SPLIT_BYTES;
+use rwkv7_core::{Parallel, Sequential};
+
+/// Environment variable that sets the default thread count (`0` or unset: all cores).
+pub const THREADS_ENV: &str = "RWKV7_THREADS";
+
+/// A shareable handle to a pool of worker threads (cloning shares the pool).
+#[derive(Clone)]
+pub struct ThreadPool {
+    /// `None` for one thread: work runs on the caller's thread, no pool is started.
+    pool: Option<Arc<rayon::ThreadPool>>,
+    threads: usize,
+    min_split_bytes: usize,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ThreadPool({} threads)", self.threads)
+    }
+}
+
+/// The number of CPUs this process may run on (at least 1).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl ThreadPool {
+    /// A pool of `threads` workers; `0` means one per core this process may use.
+    /// Fails only when the operating system refuses to start threads.
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let threads = if threads == 0 { available_cores() } else { threads };
+        if threads == 1 {
+            return Ok(Self::single());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("rwkv7-worker-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(ThreadPool { pool: Some(Arc::new(pool)), threads, min_split_bytes: MIN_SPLIT_BYTES })
+    }
+
+    /// No worker threads: everything runs on the calling thread.
+    pub fn single() -> Self {
+        ThreadPool { pool: None, threads: 1, min_split_bytes: MIN_SPLIT_BYTES }
+    }
+
+    /// The default pool: `$RWKV7_THREADS` threads if set to a number, else one per core.
+    /// Falls back to [`ThreadPool::single`] if threads cannot be started.
+    pub fn from_env() -> Self {
+        let threads = std::env::var(THREADS_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        Self::new(threads).unwrap_or_else(|_| Self::single())
+    }
+
+    /// The number of threads work is split across.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The same pool, splitting every matrix of at least `bytes` bytes (tests use 0 to
+    /// exercise the split on small models).
+    pub fn with_min_split_bytes(mut self, bytes: usize) -> Self {
+        self.min_split_bytes = bytes;
+        self
+    }
+
+    /// Runs `f` inside the pool, handing it the splitter to pass to
+    /// [`rwkv7_core::forward_parallel`].
+    pub fn run<R: Send>(&self, f: impl FnOnce(&dyn Parallel) -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(|| f(self)),
+            None => f(&Sequential),
+        }
+    }
+}
+
+impl Parallel for ThreadPool {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn min_split_bytes(&self) -> usize {
+        self.min_split_bytes
+    }
+
+    fn for_each_part(&self, out: &mut [f32], part_len: usize, task: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let part_len = part_len.max(1);
+        match &self.pool {
+            // `install` runs inline when already on one of this pool's workers.
+            Some(pool) => pool.install(|| out.par_chunks_mut(part_len).enumerate().for_each(|(i, p)| task(i, p))),
+            None => Sequential.for_each_part(out, part_len, task),
+        }
+    }
+}

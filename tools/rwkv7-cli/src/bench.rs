@@ -1,0 +1,317 @@
+//! `rwkv7 bench`: prompt and decode speed of a model, its memory, and how close decode
+//! comes to the memory-bandwidth limit, all measured in one run.
+//!
+//! - Load: `LoadedModel::open` (mmap, GGUF validation, tensor table) until the runner
+//!   (state, scratch, thread pool) is ready: `load_ms`.
+//! - First token: the first one-token forward from the zero state, greedy pick included
+//!   (`first_token_ms`): what a user waits for after loading, before any prompt.
+//! - Prompt (`pp`): `-p` fixed pseudo-random tokens through the batched prefill, from
+//!   the zero state, last-token logits only. Decode (`tg`): `-n` steps of one token each,
+//!   every step computing all logits and picking the greedy argmax (the sampling cost a
+//!   real decode pays). Each is run `-r` times; the median time is reported.
+//! - Memory, read from `/proc/self/status` after decoding: `VmHWM` (peak resident set,
+//!   mapped weights included) and `RssAnon` (private memory: state, scratch, logits,
+//!   heap).
+//! - Bandwidth: after the above (so its buffer is not in the peak), every thread of the
+//!   pool sums its share of a buffer far larger than any cache; the best of several
+//!   passes is `bandwidth_gbs`. The decode ceiling is that bandwidth divided by the bytes
+//!   of weights a decode step reads (every layer tensor and the head).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rwkv7::{DEFAULT_CHUNK, LoadedModel, Runner, ThreadPool, select_kernels};
+use rwkv7_core::Logits;
+
+/// Arguments of `rwkv7 bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (GGUF; it needs no tokenizer).
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Prompt tokens per prefill run (0: skip).
+    #[arg(short = 'p', long, default_value_t = 128)]
+    prompt: usize,
+    /// Decode steps per run (0: skip).
+    #[arg(short = 'n', long, default_value_t = 64)]
+    decode: usize,
+    /// Threads (default: RWKV7_THREADS, else every core).
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
+    /// Repetitions of each measurement (the median is reported).
+    #[arg(short = 'r', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
+    /// Tokens per prefill chunk.
+    #[arg(long, default_value_t = DEFAULT_CHUNK)]
+    chunk: usize,
+    /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
+    #[arg(long)]
+    kernels: Option<String>,
+    /// MiB of the bandwidth probe's buffer (0: skip the probe).
+    #[arg(long, default_value_t = 1024)]
+    probe_mib: usize,
+}
+
+/// Runs the command: a human-readable summary on stderr, one JSON object as the last
+/// line of stdout.
+pub fn run(args: &Args) -> Result<()> {
+    let kernels = select_kernels(args.kernels.as_deref()).map_err(anyhow::Error::msg).context("--kernels")?;
+    let file_bytes = std::fs::metadata(&args.model).with_context(|| args.model.display().to_string())?.len();
+
+    let start = Instant::now();
+    let model = LoadedModel::open(&args.model)?;
+    let pool = match args.threads {
+        Some(n) => ThreadPool::new(n as usize).context("starting worker threads")?,
+        None => ThreadPool::from_env(),
+    };
+    let mut runner = Runner::with_pool(&model, kernels, args.chunk.max(1), pool.clone());
+    let load = start.elapsed();
+
+    let hp = *model.hparams();
+    let at = || args.model.display().to_string();
+    let mut logits = vec![0f32; hp.vocab];
+    let start = Instant::now();
+    runner.feed(&[0], Logits::Last(&mut logits)).with_context(at)?;
+    std::hint::black_box(argmax(&logits));
+    let first_token = start.elapsed();
+
+    let prompt = prompt_tokens(args.prompt, hp.vocab);
+    let pp = median_time(args.reps, args.prompt > 0, || {
+        runner.reset();
+        let start = Instant::now();
+        runner.feed(&prompt, Logits::Last(&mut logits)).with_context(at)?;
+        Ok(start.elapsed())
+    })?;
+    let tg = median_time(args.reps, args.decode > 0, || {
+        runner.reset();
+        runner.feed(&prompt[..prompt.len().min(1)], Logits::Last(&mut logits)).with_context(at)?;
+        let start = Instant::now();
+        let mut token = 0;
+        for _ in 0..args.decode {
+            runner.feed(&[token], Logits::Last(&mut logits)).with_context(at)?;
+            token = argmax(&logits);
+        }
+        Ok(start.elapsed())
+    })?;
+    let mem = read_memory_status().context("/proc/self/status")?;
+    let overhead = measure_overhead(&pool, &runner, &logits);
+
+    let bandwidth = if args.probe_mib > 0 { Some(read_bandwidth(&pool, args.probe_mib << 20)) } else { None };
+    let bytes_per_token = runner.model().weight_bytes_per_token();
+    let rate = |n: usize, t: Option<Duration>| t.map(|t| n as f64 / t.as_secs_f64());
+    let (pp_rate, tg_rate) = (rate(args.prompt, pp), rate(args.decode, tg));
+    let ceiling = bandwidth.map(|bw| bw / bytes_per_token as f64);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let report = serde_json::json!({
+        "model": args.model.display().to_string(),
+        "pp_tokens": args.prompt,
+        "tg_tokens": args.decode,
+        "pp_tok_s": pp_rate,
+        "tg_tok_s": tg_rate,
+        "threads": pool.threads(),
+        "kernels": kernels.name(),
+        "chunk": args.chunk,
+        "reps": args.reps,
+        "file_bytes": file_bytes,
+        "weight_bytes_per_token": bytes_per_token,
+        "peak_rss_bytes": mem.peak_rss,
+        "anon_rss_bytes": mem.anon_rss,
+        "state_bytes": hp.state_len() * 4,
+        "load_ms": ms(load),
+        "first_token_ms": ms(first_token),
+        "bandwidth_gbs": bandwidth.map(|b| b / 1e9),
+        "ceiling_tg_tok_s": ceiling,
+        "tg_of_ceiling": tg_rate.zip(ceiling).map(|(t, c)| t / c),
+        "split_matmuls_per_token": overhead.splits,
+        "fork_join_us_per_token": overhead.fork_join_us,
+        "sampling_us_per_token": overhead.sampling_us,
+    });
+    eprintln!(
+        "{}: {} threads, {}; pp{} {} tok/s, tg{} {} tok/s (ceiling {} tok/s at {} GB/s); peak RSS {:.1} MB, private {:.1} MB; load {:.1} ms + first token {:.1} ms; per token: {} split matmuls, fork-join {:.1} µs, sampling {:.1} µs",
+        args.model.display(),
+        pool.threads(),
+        kernels.name(),
+        args.prompt,
+        fmt_opt(pp_rate),
+        args.decode,
+        fmt_opt(tg_rate),
+        fmt_opt(ceiling),
+        fmt_opt(bandwidth.map(|b| b / 1e9)),
+        mem.peak_rss as f64 / 1e6,
+        mem.anon_rss as f64 / 1e6,
+        ms(load),
+        ms(first_token),
+        overhead.splits,
+        overhead.fork_join_us,
+        overhead.sampling_us,
+    );
+    println!("{report}");
+    Ok(())
+}
+
+/// What a decode step costs besides the arithmetic.
+struct Overhead {
+    /// Matrix products per token large enough to be split across the threads.
+    splits: usize,
+    /// Their fork-join cost: an empty split, timed, times `splits`.
+    fork_join_us: f64,
+    /// The greedy pick over the vocabulary.
+    sampling_us: f64,
+}
+
+/// Times an empty fork-join on `pool` and the greedy pick over `logits` (medians of many
+/// runs), and counts the split matrix products of one decode step.
+fn measure_overhead(pool: &ThreadPool, runner: &Runner<'_>, logits: &[f32]) -> Overhead {
+    use rwkv7_core::Parallel;
+    let model = runner.model();
+    let min = pool.min_split_bytes();
+    let layer_mats = model.layers().iter().flat_map(|l| l.all()).map(|t| model.tensor_bytes(t));
+    let splits = if pool.threads() > 1 {
+        layer_mats.chain([model.tensor_bytes(model.globals().head)]).filter(|&b| b >= min && b > 0).count()
+    } else {
+        0
+    };
+    let median_us = |f: &mut dyn FnMut()| {
+        let mut t: Vec<f64> = (0..201)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let mut buf = vec![0f32; pool.threads()];
+    let fork_join = median_us(&mut || pool.run(|par| par.for_each_part(&mut buf, 1, &|i, p| p[0] = i as f32)));
+    let sampling = median_us(&mut || {
+        std::hint::black_box(argmax(std::hint::black_box(logits)));
+    });
+    Overhead { splits, fork_join_us: fork_join * splits as f64, sampling_us: sampling }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"))
+}
+
+/// `n` token ids spread over the vocabulary by a fixed linear congruential walk (so every
+/// run and every engine sees the same prompt).
+fn prompt_tokens(n: usize, vocab: usize) -> Vec<u32> {
+    let mut x = 12345u64;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 33) % vocab as u64) as u32
+        })
+        .collect()
+}
+
+/// The greedy choice: the first index of the largest logit.
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The median of `reps` timings of `f` (`None` if `enabled` is false).
+fn median_time(reps: u32, enabled: bool, mut f: impl FnMut() -> Result<Duration>) -> Result<Option<Duration>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let mut times = (0..reps).map(|_| f()).collect::<Result<Vec<_>>>()?;
+    times.sort();
+    Ok(Some(times[times.len() / 2]))
+}
+
+/// Resident memory figures of this process.
+struct MemoryStatus {
+    /// `VmHWM`: the peak resident set size, in bytes.
+    peak_rss: u64,
+    /// `RssAnon`: resident private (anonymous) memory, in bytes.
+    anon_rss: u64,
+}
+
+fn read_memory_status() -> Result<MemoryStatus> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    parse_memory_status(&status)
+}
+
+/// Reads `VmHWM` and `RssAnon` (kB) from the text of `/proc/<pid>/status`.
+fn parse_memory_status(status: &str) -> Result<MemoryStatus> {
+    let field = |name: &str| -> Result<u64> {
+        let line = status.lines().find_map(|l| l.strip_prefix(name)).with_context(|| format!("no {name} line"))?;
+        let kb = line.trim_start_matches(':').trim().trim_end_matches("kB").trim();
+        match kb.parse::<u64>() {
+            Ok(kb) => Ok(kb * 1024),
+            Err(_) => bail!("{name}: unreadable value `{kb}`"),
+        }
+    };
+    Ok(MemoryStatus { peak_rss: field("VmHWM")?, anon_rss: field("RssAnon")? })
+}
+
+/// Passes over the probe buffer; the fastest counts (the others met interference from
+/// the rest of the machine).
+const PROBE_PASSES: usize = 5;
+
+/// Read bandwidth in bytes/s: `pool`'s threads each sum their share of a `bytes`-sized
+/// buffer (after one pass that faults the pages in); the best of [`PROBE_PASSES`].
+fn read_bandwidth(pool: &ThreadPool, bytes: usize) -> f64 {
+    let mut buf = vec![1.0f32; bytes / 4];
+    let parts = pool.threads();
+    let part_len = buf.len().div_ceil(parts);
+    let mut best = 0.0f64;
+    for _ in 0..PROBE_PASSES + 1 {
+        let start = Instant::now();
+        pool.run(|par| par.for_each_part(&mut buf, part_len, &|_, part| part[0] = sum_lanes(part)));
+        let secs = start.elapsed().as_secs_f64();
+        best = best.max(bytes as f64 / secs);
+    }
+    std::hint::black_box(&buf);
+    best
+}
+
+/// Sum with 16 independent lanes, so the loop is bounded by loads, not by add latency.
+fn sum_lanes(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_peak_and_private_memory() {
+        let status = "Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t 100 kB\nRssAnon:\t    2048 kB\n";
+        let m = parse_memory_status(status).unwrap();
+        assert_eq!((m.peak_rss, m.anon_rss), (123456 * 1024, 2048 * 1024));
+        assert!(parse_memory_status("VmHWM: 1 kB\n").is_err());
+        assert!(parse_memory_status("VmHWM: x kB\nRssAnon: 1 kB\n").is_err());
+    }
+
+    #[test]
+    fn prompt_is_fixed_and_in_range() {
+        let p = prompt_tokens(128, 65536);
+        assert_eq!(p, prompt_tokens(128, 65536));
+        assert!(p.iter().all(|&t| t < 65536));
+        assert!(p.iter().collect::<std::collections::HashSet<_>>().len() > 100);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_maximum() {
+        assert_eq!(argmax(&[0.0, 3.0, -1.0, 3.0]), 1);
+        assert_eq!(sum_lanes(&[1.0; 37]), 37.0);
+    }
+}
