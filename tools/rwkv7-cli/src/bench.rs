@@ -154,7 +154,7 @@ pub fn run(args: &Args) -> Result<()> {
 struct Overhead {
     /// Matrix products per token large enough to be split across the threads.
     splits: usize,
-    /// Their fork-join cost: an empty split, timed, times `splits`.
+    /// Their fork-join cost: `splits` empty splits in a row, timed.
     fork_join_us: f64,
     /// The greedy pick over the vocabulary.
     sampling_us: f64,
@@ -183,12 +183,20 @@ fn measure_overhead(pool: &ThreadPool, runner: &Runner<'_>, logits: &[f32]) -> O
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
+    // Inside one `run`, as in a forward pass: the first hand-off wakes the workers, the
+    // following splits are fork-joins between running threads.
     let mut buf = vec![0f32; pool.threads()];
-    let fork_join = median_us(&mut || pool.run(|par| par.for_each_part(&mut buf, 1, &|i, p| p[0] = i as f32)));
+    let fork_join = median_us(&mut || {
+        pool.run(|par| {
+            for _ in 0..splits {
+                par.for_each_part(&mut buf, 1, &|i, p| p[0] = i as f32);
+            }
+        })
+    });
     let sampling = median_us(&mut || {
         std::hint::black_box(argmax(std::hint::black_box(logits)));
     });
-    Overhead { splits, fork_join_us: fork_join * splits as f64, sampling_us: sampling }
+    Overhead { splits, fork_join_us: fork_join, sampling_us: sampling }
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
