@@ -473,7 +473,8 @@ fn encoders_beat_absmax() {
             ("q5_k", mse(x, &values(&q5)), mse(x, &absmax_q4k_q5k(x, 31))),
             ("q6_k", mse(x, &values(&q6)), mse(x, &absmax_q6k(x))),
         ] {
-            println!("{name} {ty}: mse {ours:.3e} vs absmax {base:.3e} ({:.2}x)", base / ours);
+            let rel = (ours / mse(x, &vec![0.0; x.len()])).sqrt();
+            println!("{name} {ty}: mse {ours:.3e} (relative RMS {rel:.4}) vs absmax {base:.3e} ({:.2}x)", base / ours);
             assert!(ours < base, "{name} {ty}: {ours:e} not below absmax {base:e}");
         }
         // More bits, less error.
