@@ -16,7 +16,7 @@ use core::arch::aarch64::*;
 use super::QuantizeActs;
 use super::kquant::{KTile, kquant_matmul_int};
 use crate::MatmulJob;
-use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scale_min};
+use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scales_mins};
 use crate::quant::f16_bits_to_f32;
 
 /// The plain NEON K-quant kernels (legacy types use the scalar ones).
@@ -128,11 +128,7 @@ trait ScaleMin {
 }
 
 fn header_of(d: [u8; 2], dmin: [u8; 2], packed: &[u8; 12]) -> (f32, f32, [u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut m = [0u8; 8];
-    for j in 0..8 {
-        (sc[j], m[j]) = unpack_scale_min(packed, j);
-    }
+    let (sc, m) = unpack_scales_mins(packed);
     (f16_bits_to_f32(u16::from_le_bytes(d)), f16_bits_to_f32(u16::from_le_bytes(dmin)), sc, m)
 }
 

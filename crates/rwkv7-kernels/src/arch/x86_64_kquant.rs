@@ -4,19 +4,20 @@
 //! `x86_64-avx2` kernel set; that set is handed out only when the CPU has AVX2, FMA and
 //! F16C (see `arch/x86_64.rs`), the invariant every entry point's `// SAFETY:` relies on.
 //!
-//! Per group of 32 columns and output: `maddubs` of the unsigned codes (Q4_K/Q5_K,
-//! `0..32`) or of `|q − 32|` against the sign-moved activations (Q6_K) gives 16 i16 pair
-//! sums (at most `2·63·127 < 2¹⁵`, no saturation), `madd` with the sub-block scales
+//! Per group of 32 columns and output: `maddubs` of the unsigned codes (Q4_K/Q5_K
+//! `0..32`, Q6_K `0..64`) against the activations gives 16 i16 pair sums (at most
+//! `2·63·127 < 2¹⁵`, no saturation), `madd` with the sub-block scales
 //! gives 8 exact i32 lanes of `isum`, converted and added with one FMA by `d·xd`. The
-//! Q4_K/Q5_K min term `m·Σxq` is `madd` of the activations' pair sums (computed once per
-//! token and group) with `m`, added with one FMA by `−dmin·xd`.
+//! Q4_K/Q5_K min term is one FMA per super-block: the 8 exact group sums `Σxq` (computed
+//! once per token, shared by the rows) scaled by `xd`, times `−dmin·m` for the 8 groups.
+//! Q6_K's `−32` code offset is the same kind of term: `−32·d·sc` times the 16-element sums.
 
 use core::arch::x86_64::*;
 
 use super::QuantizeActs;
 use super::kquant::{KTile, kquant_matmul_int};
 use crate::MatmulJob;
-use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scale_min};
+use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scales_mins};
 
 /// The AVX2 K-quant kernels (legacy types use the scalar ones).
 pub(crate) const KQ: KQuantKernels =
@@ -92,16 +93,6 @@ trait ScaleMin {
     unsafe fn codes(p: *const Self, g: usize) -> __m256i;
 }
 
-/// Unpacked `(scales, mins)` of a packed 12-byte field.
-fn scale_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut m = [0u8; 8];
-    for j in 0..8 {
-        (sc[j], m[j]) = unpack_scale_min(packed, j);
-    }
-    (sc, m)
-}
-
 /// The nibbles of group `g` from the 128 bytes at `qs`: low for even `g`, high for odd.
 ///
 /// # Safety
@@ -121,7 +112,7 @@ impl ScaleMin for BlockQ4K {
     unsafe fn header(p: *const Self) -> (f32, f32, [u8; 8], [u8; 8]) {
         // SAFETY: `p` is a readable block; F16C enabled (caller).
         unsafe {
-            let (sc, m) = scale_mins(&(*p).scales);
+            let (sc, m) = unpack_scales_mins(&(*p).scales);
             (f16_to_f32((*p).d), f16_to_f32((*p).dmin), sc, m)
         }
     }
@@ -137,7 +128,7 @@ impl ScaleMin for BlockQ5K {
     unsafe fn header(p: *const Self) -> (f32, f32, [u8; 8], [u8; 8]) {
         // SAFETY: `p` is a readable block; F16C enabled (caller).
         unsafe {
-            let (sc, m) = scale_mins(&(*p).scales);
+            let (sc, m) = unpack_scales_mins(&(*p).scales);
             (f16_to_f32((*p).d), f16_to_f32((*p).dmin), sc, m)
         }
     }
@@ -155,7 +146,40 @@ impl ScaleMin for BlockQ5K {
     }
 }
 
+/// Per token, the 8 group sums of one super-block's activation quants, scaled:
+/// lane `g` = `xd[g] · f32(Σ_l xq[32g + l])` (the sum is exact in i32).
+///
+/// # Safety
+/// `xq` valid for 256 quants, `xd` for 8 scales; AVX2 enabled in the caller.
+#[inline(always)]
+unsafe fn scaled_group_sums(xq: *const i8, xd: *const f32) -> __m256 {
+    // SAFETY: loads stay inside the 256 quants and 8 scales (caller).
+    unsafe {
+        let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
+        let mut s = [_mm256_setzero_si256(); 8];
+        for (g, sg) in s.iter_mut().enumerate() {
+            let x = _mm256_loadu_si256(xq.add(32 * g).cast());
+            *sg = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, x), ones16);
+        }
+        // Pairwise adds: after two rounds lane k of 128-bit half h holds group k (or
+        // k + 4 in the second vector)'s sum over half h; the halves are then added.
+        let h01 = _mm256_hadd_epi32(s[0], s[1]);
+        let h23 = _mm256_hadd_epi32(s[2], s[3]);
+        let h45 = _mm256_hadd_epi32(s[4], s[5]);
+        let h67 = _mm256_hadd_epi32(s[6], s[7]);
+        let q0 = _mm256_hadd_epi32(h01, h23);
+        let q1 = _mm256_hadd_epi32(h45, h67);
+        let lo = _mm256_permute2x128_si256::<0x20>(q0, q1);
+        let hi = _mm256_permute2x128_si256::<0x31>(q0, q1);
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)), _mm256_loadu_ps(xd))
+    }
+}
+
 impl<W: ScaleMin> KTile<W> for Avx2K {
+    /// Scale term per group as in the module docs. The min term is taken once per
+    /// super-block: `(−dmin · m_g)` for the 8 groups as one vector times
+    /// [`scaled_group_sums`], one FMA (the integer sums are the same as the
+    /// specification's, the float products are associated differently).
     #[inline(always)]
     unsafe fn int_tile<const R: usize, const T: usize>(
         w: [*const W; R],
@@ -166,33 +190,36 @@ impl<W: ScaleMin> KTile<W> for Avx2K {
         // SAFETY: `nb` blocks behind every weight pointer, `256·nb` quants and `8·nb` scales
         // behind every activation pointer, and the ISA (caller).
         unsafe {
-            let ones8 = _mm256_set1_epi8(1);
             let mut acc = [[_mm256_setzero_ps(); T]; R];
             for b in 0..nb {
-                let mut head = [(0f32, 0f32, [0u8; 8], [0u8; 8]); R];
+                let mut xs = [_mm256_setzero_ps(); T];
+                for t in 0..T {
+                    xs[t] = scaled_group_sums(xq[t].add(b * QK_K), xd[t].add(b * 8));
+                }
+                let mut head = [(0f32, [0u8; 8]); R];
                 for r in 0..R {
-                    head[r] = W::header(w[r].add(b));
+                    let (d, dmin, sc, m) = W::header(w[r].add(b));
+                    let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(m.as_ptr().cast())));
+                    let mins = _mm256_mul_ps(mins, _mm256_set1_ps(-dmin));
+                    for t in 0..T {
+                        acc[r][t] = _mm256_fmadd_ps(mins, xs[t], acc[r][t]);
+                    }
+                    head[r] = (d, sc);
                 }
                 for g in 0..QK_K / 32 {
                     let mut xv = [_mm256_setzero_si256(); T];
-                    let mut xpair = [_mm256_setzero_si256(); T];
                     let mut dx = [0f32; T];
                     for t in 0..T {
                         xv[t] = _mm256_loadu_si256(xq[t].add(b * QK_K + 32 * g).cast());
-                        xpair[t] = _mm256_maddubs_epi16(ones8, xv[t]);
                         dx[t] = *xd[t].add(b * 8 + g);
                     }
                     for r in 0..R {
-                        let (d, dmin, sc, m) = head[r];
+                        let (d, sc) = head[r];
                         let codes = W::codes(w[r].add(b), g);
                         let scv = _mm256_set1_epi16(sc[g] as i16);
-                        let mv = _mm256_set1_epi16(m[g] as i16);
                         for t in 0..T {
                             let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv[t]), scv);
-                            let msum = _mm256_madd_epi16(xpair[t], mv);
                             acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx[t]), acc[r][t]);
-                            acc[r][t] =
-                                _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(-dmin * dx[t]), acc[r][t]);
                         }
                     }
                 }
@@ -208,7 +235,7 @@ impl<W: ScaleMin> KTile<W> for Avx2K {
     }
 }
 
-/// Q6_K group `g`'s 32 signed codes `q − 32`.
+/// Q6_K group `g`'s 32 unsigned 6-bit codes `q` (the value is `q − 32`).
 ///
 /// # Safety
 /// `p` valid for one block, `g < 8`; AVX2 enabled in the caller.
@@ -221,16 +248,48 @@ unsafe fn q6_codes(p: *const BlockQ6K, g: usize) -> __m256i {
         let lo = if k < 2 { ql } else { _mm256_srli_epi16::<4>(ql) };
         let lo = _mm256_and_si256(lo, _mm256_set1_epi8(0x0F));
         let qh = _mm256_loadu_si256(core::ptr::addr_of!((*p).qh).cast::<u8>().add(32 * n).cast());
-        let hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k as i32)), _mm256_set1_epi8(3));
-        // Two bits at 0..2 of each byte moved to 4..6: no carry into the neighbour byte.
-        let hi = _mm256_slli_epi16::<4>(hi);
-        _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32))
+        // Bits 2k, 2k+1 of each byte moved to bits 4, 5 (16-bit shifts; the mask drops
+        // what crossed from the neighbouring byte).
+        let hi = match k {
+            0 => _mm256_slli_epi16::<4>(qh),
+            1 => _mm256_slli_epi16::<2>(qh),
+            2 => qh,
+            _ => _mm256_srli_epi16::<2>(qh),
+        };
+        _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x30)))
+    }
+}
+
+/// `d·xd·Σ_h sc_h·(32·Σ_{16} xq)` for one super-block: the part of `Σ sc·(q − 32)·xq`
+/// that the unsigned codes leave out, as 8 lanes (group `g` in lane `g`). The 16-element
+/// sums and their products with the scales are exact integers.
+///
+/// # Safety
+/// `xq` valid for 256 quants, `xd` for 8 scales; AVX2 enabled in the caller.
+#[inline(always)]
+unsafe fn q6_offset_sums(xq: *const i8, xd: *const f32) -> (__m256, __m256) {
+    // SAFETY: loads stay inside the 256 quants and 8 scales (caller).
+    unsafe {
+        let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
+        let mut s = [_mm256_setzero_si256(); 8];
+        for (g, sg) in s.iter_mut().enumerate() {
+            let x = _mm256_loadu_si256(xq.add(32 * g).cast());
+            *sg = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, x), ones16);
+        }
+        let q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        let q1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+        // First halves (elements 0..16 of each group) and second halves, group g in lane g.
+        let first = _mm256_permute2x128_si256::<0x20>(q0, q1);
+        let second = _mm256_permute2x128_si256::<0x31>(q0, q1);
+        let xdv = _mm256_loadu_ps(xd);
+        (_mm256_mul_ps(_mm256_cvtepi32_ps(first), xdv), _mm256_mul_ps(_mm256_cvtepi32_ps(second), xdv))
     }
 }
 
 impl KTile<BlockQ6K> for Avx2K {
-    /// `|q − 32|` × sign-moved activations (`maddubs`), `madd` by the two 16-element
-    /// sub-block scales (low 128 bits: first half of the group), FMA by `d·xd`.
+    /// Unsigned codes `q` × activations (`maddubs`, pairs ≤ `2·63·127 < 2¹⁵`), `madd` by
+    /// the two 16-element sub-block scales (low 128 bits: first half of the group), FMA by
+    /// `d·xd`; the `−32·sc·Σxq` part once per super-block from [`q6_offset_sums`].
     #[inline(always)]
     unsafe fn int_tile<const R: usize, const T: usize>(
         w: [*const BlockQ6K; R],
@@ -240,11 +299,35 @@ impl KTile<BlockQ6K> for Avx2K {
     ) -> [[f32; T]; R] {
         // SAFETY: as for the Q4_K tile.
         unsafe {
+            // pshufb mask: low 128 bits repeat i16 0 (`sc[2g]`), high 128 bits i16 1.
+            let pick = _mm256_setr_epi8(
+                0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+            );
             let mut acc = [[_mm256_setzero_ps(); T]; R];
             for b in 0..nb {
+                let mut xs = [(_mm256_setzero_ps(), _mm256_setzero_ps()); T];
+                for t in 0..T {
+                    xs[t] = q6_offset_sums(xq[t].add(b * QK_K), xd[t].add(b * 8));
+                }
                 let mut d = [0f32; R];
+                let mut sc16 = [_mm256_setzero_si256(); R];
                 for r in 0..R {
-                    d[r] = f16_to_f32((*w[r].add(b)).d);
+                    let blk = w[r].add(b);
+                    d[r] = f16_to_f32((*blk).d);
+                    let sc = _mm_loadu_si128(core::ptr::addr_of!((*blk).scales).cast());
+                    sc16[r] = _mm256_cvtepi8_epi16(sc);
+                    // −32·d·sc for the even (first-half) and odd (second-half) sub-blocks.
+                    let even =
+                        _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1));
+                    let odd =
+                        _mm_shuffle_epi8(sc, _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1));
+                    let m32 = _mm256_set1_ps(-32.0 * d[r]);
+                    let even = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(even)), m32);
+                    let odd = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(odd)), m32);
+                    for t in 0..T {
+                        acc[r][t] = _mm256_fmadd_ps(even, xs[t].0, acc[r][t]);
+                        acc[r][t] = _mm256_fmadd_ps(odd, xs[t].1, acc[r][t]);
+                    }
                 }
                 for g in 0..QK_K / 32 {
                     let mut xv = [_mm256_setzero_si256(); T];
@@ -254,15 +337,12 @@ impl KTile<BlockQ6K> for Avx2K {
                         dx[t] = *xd[t].add(b * 8 + g);
                     }
                     for r in 0..R {
-                        let blk = w[r].add(b);
-                        let codes = q6_codes(blk, g);
-                        let wabs = _mm256_sign_epi8(codes, codes);
-                        let sc = (*blk).scales;
-                        let scv =
-                            _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1] as i16), _mm_set1_epi16(sc[2 * g] as i16));
+                        let codes = q6_codes(w[r].add(b), g);
+                        // Dword g of the i16 scales is the pair (sc[2g], sc[2g+1]).
+                        let pair = _mm256_permutevar8x32_epi32(sc16[r], _mm256_set1_epi32(g as i32));
+                        let scv = _mm256_shuffle_epi8(pair, pick);
                         for t in 0..T {
-                            let xs = _mm256_sign_epi8(xv[t], codes);
-                            let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), scv);
+                            let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv[t]), scv);
                             acc[r][t] =
                                 _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d[r] * dx[t]), acc[r][t]);
                         }
