@@ -8,7 +8,9 @@
 use core::fmt;
 
 use half::{bf16, f16};
-use rwkv7_kernels::{BlockQ4_0, BlockQ8_0, Matrix, MatrixData};
+use rwkv7_kernels::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, Matrix, MatrixData,
+};
 
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 
@@ -376,8 +378,7 @@ fn resolve(
     let allowed = if is_vector {
         matches!(ty, GgmlType::F32)
     } else {
-        matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
-            || (matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0) && may_be_quantized(name))
+        matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) || (is_block_type(ty) && may_be_quantized(name))
     };
     if !allowed {
         return Err(ModelError::WrongType { tensor: name, found: ty });
@@ -402,9 +403,18 @@ fn resolve(
 fn type_align(ty: GgmlType) -> usize {
     match ty {
         GgmlType::F32 => 4,
-        GgmlType::Q8_0 | GgmlType::Q4_0 => 1,
+        ty if is_block_type(ty) => 1,
         _ => 2,
     }
+}
+
+/// The block-quantized types the kernels multiply: Q8_0, Q4_0, the K-quants Q4_K, Q5_K,
+/// Q6_K (llama.cpp's Q4_K_M/Q5_K_M/Q6_K files and the Q6_K head of its Q4_0 files) and
+/// the older Q4_1, Q5_0, Q5_1 (llama.cpp's fallback for rows that are not a multiple
+/// of 256).
+fn is_block_type(ty: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(ty, Q8_0 | Q4_0 | Q4_K | Q5_K | Q6_K | Q4_1 | Q5_0 | Q5_1)
 }
 
 fn require<'a>(gguf: &Gguf<'a>, name: TensorName, rows: usize, cols: usize) -> Result<TensorRef, ModelError<'a>> {
@@ -652,6 +662,12 @@ impl<'a> Model<'a> {
             GgmlType::BF16 => MatrixData::BF16(bytemuck::cast_slice::<u8, bf16>(bytes)),
             GgmlType::Q8_0 => MatrixData::Q8_0(bytemuck::cast_slice::<u8, BlockQ8_0>(bytes)),
             GgmlType::Q4_0 => MatrixData::Q4_0(bytemuck::cast_slice::<u8, BlockQ4_0>(bytes)),
+            GgmlType::Q4_K => MatrixData::Q4K(bytemuck::cast_slice::<u8, BlockQ4K>(bytes)),
+            GgmlType::Q5_K => MatrixData::Q5K(bytemuck::cast_slice::<u8, BlockQ5K>(bytes)),
+            GgmlType::Q6_K => MatrixData::Q6K(bytemuck::cast_slice::<u8, BlockQ6K>(bytes)),
+            GgmlType::Q4_1 => MatrixData::Q4_1(bytemuck::cast_slice::<u8, BlockQ4_1>(bytes)),
+            GgmlType::Q5_0 => MatrixData::Q5_0(bytemuck::cast_slice::<u8, BlockQ5_0>(bytes)),
+            GgmlType::Q5_1 => MatrixData::Q5_1(bytemuck::cast_slice::<u8, BlockQ5_1>(bytes)),
             _ => MatrixData::F32(bytemuck::cast_slice::<u8, f32>(bytes)),
         };
         Matrix::new(data, t.rows, t.cols).unwrap_or_else(|| unreachable!("shape checked at load"))

@@ -3,7 +3,8 @@
 //! Group ids are `{op}/{kernelset}/{rows}x{cols}x{T}`; throughput is in bytes of weights
 //! per call (decode is memory-bound, so GB/s compares the storage types directly).
 //! `matmul_q8_0_int` / `matmul_q8_0_deq` (and the same for Q4_0) force one path each;
-//! that is the measurement behind each set's default path (KERNELS.md).
+//! that is the measurement behind each set's default path (KERNELS.md). `matmul_q4_k`,
+//! `matmul_q5_k` and `matmul_q6_k` have the integer path only.
 //!
 //! ```text
 //! cargo bench -p rwkv7-kernels --features std --bench matmul                 # everything (~15 min)
@@ -17,7 +18,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use half::{bf16, f16};
+use rwkv7_kernels::kquant_encode::{quantize_row_q4_k, quantize_row_q5_k, quantize_row_q6_k};
 use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
+use rwkv7_kernels::{BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 use rwkv7_kernels::{CpuFeatures, KernelSet, Matrix, MatrixData, QuantPath};
 
 /// Runtime detection when built with `std` (`--features std`), else the target's baseline.
@@ -64,7 +67,7 @@ fn matmul(c: &mut Criterion) {
     let sets: Vec<KernelSet> = KernelSet::available(cpu()).collect();
     let names: Vec<&str> = sets.iter().map(|k| k.name()).collect();
     println!("kernel sets: {}", names.join(", "));
-    let ops: [(&str, QuantPath); 7] = [
+    let ops: [(&str, QuantPath); 10] = [
         ("matmul_f32", QuantPath::Integer),
         ("matmul_f16", QuantPath::Integer),
         ("matmul_bf16", QuantPath::Integer),
@@ -72,6 +75,9 @@ fn matmul(c: &mut Criterion) {
         ("matmul_q8_0_deq", QuantPath::Dequantize),
         ("matmul_q4_0_int", QuantPath::Integer),
         ("matmul_q4_0_deq", QuantPath::Dequantize),
+        ("matmul_q4_k", QuantPath::Integer),
+        ("matmul_q5_k", QuantPath::Integer),
+        ("matmul_q6_k", QuantPath::Integer),
     ];
     let mut rng = Rng(0x1234_5678);
     for &(rows, cols, tokens) in SHAPES {
@@ -83,6 +89,13 @@ fn matmul(c: &mut Criterion) {
         quant::quantize_row_q8_0(&wf, &mut q8);
         let mut q4 = vec![BlockQ4_0::new(f16::ZERO, [0; QK]); rows * cols / QK];
         quant::quantize_row_q4_0(&wf, &mut q4);
+        let mut q4k = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK_K];
+        quantize_row_q4_k(&wf, &mut q4k);
+        let mut q5k = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK_K];
+        quantize_row_q5_k(&wf, &mut q5k);
+        let mut q6k = vec![bytemuck::Zeroable::zeroed(); rows * cols / QK_K];
+        quantize_row_q6_k(&wf, &mut q6k);
+        let (q4k, q5k, q6k): (Vec<BlockQ4K>, Vec<BlockQ5K>, Vec<BlockQ6K>) = (q4k, q5k, q6k);
         let mut out = vec![0.0f32; rows * tokens];
         for (op, path) in ops {
             let data = match op {
@@ -90,6 +103,9 @@ fn matmul(c: &mut Criterion) {
                 "matmul_f16" => MatrixData::F16(&w16),
                 "matmul_bf16" => MatrixData::BF16(&wb16),
                 o if o.starts_with("matmul_q8_0") => MatrixData::Q8_0(&q8),
+                "matmul_q4_k" => MatrixData::Q4K(&q4k),
+                "matmul_q5_k" => MatrixData::Q5K(&q5k),
+                "matmul_q6_k" => MatrixData::Q6K(&q6k),
                 _ => MatrixData::Q4_0(&q4),
             };
             let m = Matrix::new(data, rows, cols).expect("bench shape");

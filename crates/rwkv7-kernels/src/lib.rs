@@ -19,6 +19,9 @@
 #[allow(unsafe_code)]
 mod arch;
 pub mod cpu;
+pub mod kquant;
+pub mod kquant_encode;
+pub mod legacy;
 pub mod math;
 pub mod matrix;
 pub mod quant;
@@ -27,6 +30,8 @@ pub mod scalar;
 use half::{bf16, f16};
 
 pub use cpu::CpuFeatures;
+pub use kquant::{BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
+pub use legacy::{BlockQ4_1, BlockQ5_0, BlockQ5_1};
 pub use matrix::{Matrix, MatrixData};
 pub use quant::{BlockQ4_0, BlockQ8_0, QK};
 
@@ -128,6 +133,7 @@ pub struct KernelSet {
     pub(crate) bf16: MatmulFn<bf16>,
     pub(crate) q8_0: QuantMatmul<BlockQ8_0>,
     pub(crate) q4_0: QuantMatmul<BlockQ4_0>,
+    pub(crate) kq: kquant::KQuantKernels,
     pub(crate) quantize_acts: QuantizeActsFn,
     pub(crate) wkv7_head: Wkv7Fn,
     pub(crate) layer_norm: LayerNormFn,
@@ -211,6 +217,12 @@ impl KernelSet {
             MatrixData::BF16(d) => (self.bf16)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
             MatrixData::Q8_0(d) => (self.q8_0.get())(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
             MatrixData::Q4_0(d) => (self.q4_0.get())(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
+            MatrixData::Q4K(d) => (self.kq.q4_k)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
+            MatrixData::Q5K(d) => (self.kq.q5_k)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
+            MatrixData::Q6K(d) => (self.kq.q6_k)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
+            MatrixData::Q4_1(d) => (self.kq.q4_1)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
+            MatrixData::Q5_0(d) => (self.kq.q5_0)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
+            MatrixData::Q5_1(d) => (self.kq.q5_1)(&MatmulJob { w: d, cols, x, tokens, first, count }, out),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use half::{bf16, f16};
 
+use crate::kquant::{BlockQ4K, BlockQ5K, BlockQ6K, KBlock, QK_K};
+use crate::legacy::{BlockQ4_1, BlockQ5_0, BlockQ5_1};
 use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
 
 /// The elements of a row-major matrix, borrowed from the model file.
@@ -17,6 +19,18 @@ pub enum MatrixData<'a> {
     Q8_0(&'a [BlockQ8_0]),
     /// ggml Q4_0: each row is `cols / 32` consecutive blocks (`cols` a multiple of 32).
     Q4_0(&'a [BlockQ4_0]),
+    /// ggml Q4_K: each row is `cols / 256` consecutive super-blocks.
+    Q4K(&'a [BlockQ4K]),
+    /// ggml Q5_K: each row is `cols / 256` consecutive super-blocks.
+    Q5K(&'a [BlockQ5K]),
+    /// ggml Q6_K: each row is `cols / 256` consecutive super-blocks.
+    Q6K(&'a [BlockQ6K]),
+    /// ggml Q4_1 (read only): each row is `cols / 32` consecutive blocks.
+    Q4_1(&'a [BlockQ4_1]),
+    /// ggml Q5_0 (read only): each row is `cols / 32` consecutive blocks.
+    Q5_0(&'a [BlockQ5_0]),
+    /// ggml Q5_1 (read only): each row is `cols / 32` consecutive blocks.
+    Q5_1(&'a [BlockQ5_1]),
 }
 
 impl MatrixData<'_> {
@@ -28,14 +42,26 @@ impl MatrixData<'_> {
             MatrixData::BF16(d) => d.len(),
             MatrixData::Q8_0(d) => d.len() * QK,
             MatrixData::Q4_0(d) => d.len() * QK,
+            MatrixData::Q4K(d) => d.len() * QK_K,
+            MatrixData::Q5K(d) => d.len() * QK_K,
+            MatrixData::Q6K(d) => d.len() * QK_K,
+            MatrixData::Q4_1(d) => d.len() * QK,
+            MatrixData::Q5_0(d) => d.len() * QK,
+            MatrixData::Q5_1(d) => d.len() * QK,
         }
     }
 
-    /// Elements per storage unit: 1 for the float types, 32 for the block types.
+    /// Elements per storage unit: 1 for the float types, 32 for the Q*_0/Q*_1 block
+    /// types, 256 for the K-quants.
     pub fn block_len(&self) -> usize {
         match self {
             MatrixData::F32(_) | MatrixData::F16(_) | MatrixData::BF16(_) => 1,
-            MatrixData::Q8_0(_) | MatrixData::Q4_0(_) => QK,
+            MatrixData::Q8_0(_)
+            | MatrixData::Q4_0(_)
+            | MatrixData::Q4_1(_)
+            | MatrixData::Q5_0(_)
+            | MatrixData::Q5_1(_) => QK,
+            MatrixData::Q4K(_) | MatrixData::Q5K(_) | MatrixData::Q6K(_) => QK_K,
         }
     }
 
@@ -47,6 +73,12 @@ impl MatrixData<'_> {
             MatrixData::BF16(d) => core::mem::size_of_val(*d),
             MatrixData::Q8_0(d) => core::mem::size_of_val(*d),
             MatrixData::Q4_0(d) => core::mem::size_of_val(*d),
+            MatrixData::Q4K(d) => core::mem::size_of_val(*d),
+            MatrixData::Q5K(d) => core::mem::size_of_val(*d),
+            MatrixData::Q6K(d) => core::mem::size_of_val(*d),
+            MatrixData::Q4_1(d) => core::mem::size_of_val(*d),
+            MatrixData::Q5_0(d) => core::mem::size_of_val(*d),
+            MatrixData::Q5_1(d) => core::mem::size_of_val(*d),
         }
     }
 
@@ -55,7 +87,7 @@ impl MatrixData<'_> {
         self.len() == 0
     }
 
-    /// Element `i` widened to f32 (exact for the float types; `q · d` for the block types).
+    /// Element `i` widened to f32 (exact for the float types; each block type's dequantized value).
     #[inline]
     pub fn get_f32(&self, i: usize) -> f32 {
         match self {
@@ -64,6 +96,12 @@ impl MatrixData<'_> {
             MatrixData::BF16(d) => d[i].to_f32(),
             MatrixData::Q8_0(d) => d[i / QK].get(i % QK),
             MatrixData::Q4_0(d) => d[i / QK].get(i % QK),
+            MatrixData::Q4K(d) => d[i / QK_K].get(i % QK_K),
+            MatrixData::Q5K(d) => d[i / QK_K].get(i % QK_K),
+            MatrixData::Q6K(d) => d[i / QK_K].get(i % QK_K),
+            MatrixData::Q4_1(d) => d[i / QK].get(i % QK),
+            MatrixData::Q5_0(d) => d[i / QK].get(i % QK),
+            MatrixData::Q5_1(d) => d[i / QK].get(i % QK),
         }
     }
 }
@@ -81,7 +119,8 @@ pub struct Matrix<'a> {
 
 impl<'a> Matrix<'a> {
     /// Wraps `data` as `rows × cols`; `None` when the element count does not match, or
-    /// when a block type's rows do not hold whole blocks (`cols % 32 != 0`).
+    /// when a block type's rows do not hold whole blocks (`cols` not a multiple of
+    /// [`MatrixData::block_len`]).
     pub fn new(data: MatrixData<'a>, rows: usize, cols: usize) -> Option<Self> {
         let whole_blocks = cols.is_multiple_of(data.block_len());
         (whole_blocks && rows.checked_mul(cols)? == data.len()).then_some(Matrix { data, rows, cols })

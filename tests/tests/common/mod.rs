@@ -18,7 +18,7 @@ pub const LOGIT_TOL: f32 = 1e-4;
 pub const STATE_TOL: f32 = 1e-4;
 
 /// The golden fixtures generated from the official implementation.
-pub const FIXTURES: [&str; 3] = ["h1_l3_bf16", "h3_l3_fp16", "h2_l3_fp32"];
+pub const FIXTURES: [&str; 4] = ["h1_l3_bf16", "h3_l3_fp16", "h2_l3_fp32", "h4_l2_fp16"];
 
 /// The metadata of one fixture (`golden.json`).
 #[derive(serde::Deserialize)]

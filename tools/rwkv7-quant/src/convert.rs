@@ -54,10 +54,17 @@ pub enum OutType {
     Q8_0,
     /// ggml Q4_0 for the large matrices, per the policy table (`crate::policy`).
     Q4_0,
+    /// The q4_0 policy with Q4_K wherever a row is a multiple of 256 (llama.cpp's
+    /// `Q4_K_M` file type number; the mix is ours, `crate::policy`).
+    Q4KM,
+    /// The q4_0 policy with Q5_K wherever a row is a multiple of 256 (`Q5_K_M`).
+    Q5KM,
+    /// The q4_0 policy with Q6_K wherever a row is a multiple of 256 (`Q6_K`).
+    Q6K,
 }
 
 impl OutType {
-    /// The ggml type of the matrices.
+    /// The ggml type of the large matrices.
     pub fn ggml_type(self) -> GgmlType {
         match self {
             OutType::F32 => GgmlType::F32,
@@ -65,11 +72,15 @@ impl OutType {
             OutType::BF16 => GgmlType::BF16,
             OutType::Q8_0 => GgmlType::Q8_0,
             OutType::Q4_0 => GgmlType::Q4_0,
+            OutType::Q4KM => GgmlType::Q4_K,
+            OutType::Q5KM => GgmlType::Q5_K,
+            OutType::Q6K => GgmlType::Q6_K,
         }
     }
 
     /// llama.cpp's `general.file_type` (llama_ftype) for a file of this type
-    /// (`LLAMA_FTYPE_MOSTLY_Q8_0` = 7, `LLAMA_FTYPE_MOSTLY_Q4_0` = 2; FORMAT.md §2).
+    /// (`LLAMA_FTYPE_MOSTLY_Q8_0` = 7, `_Q4_0` = 2, `_Q4_K_M` = 15, `_Q5_K_M` = 17,
+    /// `_Q6_K` = 18; FORMAT.md §2).
     pub fn file_type(self) -> u32 {
         match self {
             OutType::F32 => 0,
@@ -77,12 +88,20 @@ impl OutType {
             OutType::BF16 => 32,
             OutType::Q8_0 => 7,
             OutType::Q4_0 => 2,
+            OutType::Q4KM => 15,
+            OutType::Q5KM => 17,
+            OutType::Q6K => 18,
         }
     }
 
-    /// Lower-case name (`f32`, `f16`, `bf16`, `q8_0`, `q4_0`).
+    /// Lower-case name (`f32`, `f16`, `bf16`, `q8_0`, `q4_0`, `q4_k_m`, `q5_k_m`, `q6_k`).
     pub fn name(self) -> &'static str {
-        self.ggml_type().name()
+        match self {
+            OutType::Q4KM => "q4_k_m",
+            OutType::Q5KM => "q5_k_m",
+            OutType::Q6K => "q6_k",
+            other => other.ggml_type().name(),
+        }
     }
 }
 
@@ -601,14 +620,18 @@ impl ErrAcc {
     }
 }
 
-/// Block-quantizes `values` (whole 32-element blocks, rows being whole blocks) with
-/// ggml's reference rounding, appending the blocks to `buf` and writing the stored values
+/// Block-quantizes `values` (whole blocks of 32, or 256 for the K-quants; rows being
+/// whole blocks) with ggml's reference rounding (Q8_0, Q4_0) or the error-minimising
+/// K-quant encoders (`rwkv7_kernels::kquant_encode`), appending the blocks to `buf` and writing the stored values
 /// to `deq`. Non-finite inputs and block scales beyond the f16 range are errors: llama.cpp
 /// would store an infinite scale and compute NaNs. All-zero blocks get scale 0 and zero
 /// quants (so they decode to zeros, never NaN).
 fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f32]) -> Result<()> {
+    use rwkv7_kernels::kquant_encode::{quantize_row_q4_k, quantize_row_q5_k, quantize_row_q6_k};
     use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
-    ensure!(values.len().is_multiple_of(QK), "{} values do not fill whole blocks of {QK}", values.len());
+    use rwkv7_kernels::{BlockQ4K, BlockQ5K, BlockQ6K, kquant};
+    let block = ty.block_len() as usize;
+    ensure!(values.len().is_multiple_of(block), "{} values do not fill whole blocks of {block}", values.len());
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
         bail!("value {v} cannot be quantized to {}", ty.name());
     }
@@ -633,6 +656,29 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
                 return Err(too_large());
             }
             quant::dequantize_row_q4_0(&blocks, deq);
+            buf.extend_from_slice(bytemuck::cast_slice(&blocks));
+        }
+        GgmlType::Q4_K => {
+            let mut blocks = vec![bytemuck::Zeroable::zeroed(); values.len() / block];
+            quantize_row_q4_k(values, &mut blocks);
+            let ok = blocks.iter().all(|b: &BlockQ4K| b.d_dmin().0.is_finite() && b.d_dmin().1.is_finite());
+            ensure!(ok, too_large());
+            kquant::dequantize_row(&blocks, deq);
+            buf.extend_from_slice(bytemuck::cast_slice(&blocks));
+        }
+        GgmlType::Q5_K => {
+            let mut blocks = vec![bytemuck::Zeroable::zeroed(); values.len() / block];
+            quantize_row_q5_k(values, &mut blocks);
+            let ok = blocks.iter().all(|b: &BlockQ5K| b.d_dmin().0.is_finite() && b.d_dmin().1.is_finite());
+            ensure!(ok, too_large());
+            kquant::dequantize_row(&blocks, deq);
+            buf.extend_from_slice(bytemuck::cast_slice(&blocks));
+        }
+        GgmlType::Q6_K => {
+            let mut blocks = vec![bytemuck::Zeroable::zeroed(); values.len() / block];
+            quantize_row_q6_k(values, &mut blocks);
+            ensure!(blocks.iter().all(|b: &BlockQ6K| b.scale().is_finite()), too_large());
+            kquant::dequantize_row(&blocks, deq);
             buf.extend_from_slice(bytemuck::cast_slice(&blocks));
         }
         other => bail!("cannot block-quantize to {}", other.name()),
@@ -779,7 +825,9 @@ fn encode(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, acc: &mut ErrAcc) -> 
             }
             acc.add(values, values.iter().map(|&v| half::bf16::from_f32(v).to_f32()));
         }
-        GgmlType::Q8_0 | GgmlType::Q4_0 => encode_blocks(values, ty, buf, acc)?,
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+            encode_blocks(values, ty, buf, acc)?
+        }
         other => bail!("cannot encode {}", other.name()),
     }
     Ok(())
@@ -788,7 +836,7 @@ fn encode(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, acc: &mut ErrAcc) -> 
 /// Writes `src` (elements of `dtype`) as `ty`: a plain copy when the types match, else
 /// chunk by chunk through f32.
 ///
-/// `CHUNK` is a multiple of 32, so for a block type every chunk is whole blocks.
+/// `CHUNK` is a multiple of 256, so for a block type every chunk is whole blocks.
 fn write_converted(src: &[u8], dtype: DType, ty: GgmlType, out: &mut dyn Write, acc: &mut ErrAcc) -> Result<()> {
     if dtype_of(ty) == Some(dtype) {
         out.write_all(src)?; // Exact: no error to accumulate.
@@ -931,7 +979,7 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
             apply_guard(&mut choice, &Values::Raw(t.data, dtype), t.dims())
                 .with_context(|| format!("{}: tensor `{}`", at(input), t.name))?;
         }
-        let block_source = matches!(t.ggml_type, GgmlType::Q8_0 | GgmlType::Q4_0);
+        let block_source = is_readable_block_type(t.ggml_type);
         if dtype.is_none() {
             let is_vector = !t.dims().iter().any(|&d| d > 1);
             if t.ggml_type == choice.ty || (is_vector && !block_source) {
@@ -981,18 +1029,36 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
     })
 }
 
-/// Writes Q8_0 / Q4_0 blocks as the float type `ty` (dequantized; exact for f32).
+/// The block types a GGUF input may hold that [`write_dequantized`] can decode: ours
+/// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and the older ones llama.cpp writes (Q4_1, Q5_0, Q5_1).
+fn is_readable_block_type(ty: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(ty, Q8_0 | Q4_0 | Q4_K | Q5_K | Q6_K | Q4_1 | Q5_0 | Q5_1)
+}
+
+/// Writes blocks of a [`is_readable_block_type`] as the float type `ty` (dequantized;
+/// exact for f32).
 fn write_dequantized(src: &[u8], from: GgmlType, ty: GgmlType, out: &mut dyn Write, acc: &mut ErrAcc) -> Result<()> {
-    use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
+    use rwkv7_kernels::kquant::dequantize_row as deq;
+    use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0};
+    use rwkv7_kernels::{BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K};
     let block_bytes = from.block_bytes() as usize;
+    let block_len = from.block_len() as usize;
+    ensure!(src.len().is_multiple_of(block_bytes), "{} bytes are not whole {} blocks", src.len(), from.name());
     let mut vals = vec![0f32; CHUNK];
     let mut buf = Vec::new();
-    for chunk in src.chunks(CHUNK / QK * block_bytes) {
-        let n = chunk.len() / block_bytes * QK;
+    for chunk in src.chunks(CHUNK / block_len * block_bytes) {
+        let n = chunk.len() / block_bytes * block_len;
         let vals = &mut vals[..n];
         match from {
             GgmlType::Q8_0 => quant::dequantize_row_q8_0(bytemuck::cast_slice::<u8, BlockQ8_0>(chunk), vals),
             GgmlType::Q4_0 => quant::dequantize_row_q4_0(bytemuck::cast_slice::<u8, BlockQ4_0>(chunk), vals),
+            GgmlType::Q4_K => deq(bytemuck::cast_slice::<u8, BlockQ4K>(chunk), vals),
+            GgmlType::Q5_K => deq(bytemuck::cast_slice::<u8, BlockQ5K>(chunk), vals),
+            GgmlType::Q6_K => deq(bytemuck::cast_slice::<u8, BlockQ6K>(chunk), vals),
+            GgmlType::Q4_1 => deq(bytemuck::cast_slice::<u8, BlockQ4_1>(chunk), vals),
+            GgmlType::Q5_0 => deq(bytemuck::cast_slice::<u8, BlockQ5_0>(chunk), vals),
+            GgmlType::Q5_1 => deq(bytemuck::cast_slice::<u8, BlockQ5_1>(chunk), vals),
             other => bail!("cannot decode {}", other.name()),
         }
         encode(vals, ty, &mut buf, acc)?;

@@ -55,13 +55,15 @@ struct QuantizeArgs {
     output: PathBuf,
     /// File type. f32/f16/bf16: every weight matrix in that type. q8_0/q4_0: the large
     /// matrices block-quantized per the policy in docs/QUANTIZATION.md (q4_0 keeps the
-    /// embedding and head at q8_0). Vectors and the decay LoRA always stay f32.
+    /// embedding and head at q8_0). q4_k_m/q5_k_m/q6_k: the q4_0 policy with Q4_K/Q5_K/Q6_K
+    /// for matrices whose rows are multiples of 256 (others: q4_0, q8_0, q8_0). Vectors
+    /// and the decay LoRA always stay f32.
     #[arg(short = 't', long = "type", value_enum)]
     out_type: TypeArg,
     /// Override the type of the matrices whose GGUF or official name (with or without
     /// `.weight`) matches PATTERN (`*` and `?` wildcards), e.g. `head=q8_0`,
     /// `blk.0.*=f16`, `*.ffn.value=q8_0`. Repeatable; the last match wins. TYPE is
-    /// f32, f16, bf16, q8_0 or q4_0.
+    /// f32, f16, bf16, q8_0, q4_0, q4_k, q5_k or q6_k.
     #[arg(long, value_name = "PATTERN=TYPE")]
     keep: Vec<String>,
     /// World vocabulary file (default: rwkv_vocab_v20230424.txt beside the input, if present).
@@ -84,6 +86,12 @@ enum TypeArg {
     Q8_0,
     #[value(name = "q4_0")]
     Q4_0,
+    #[value(name = "q4_k_m")]
+    Q4KM,
+    #[value(name = "q5_k_m")]
+    Q5KM,
+    #[value(name = "q6_k")]
+    Q6K,
 }
 
 impl From<TypeArg> for OutType {
@@ -94,6 +102,9 @@ impl From<TypeArg> for OutType {
             TypeArg::Bf16 => OutType::BF16,
             TypeArg::Q8_0 => OutType::Q8_0,
             TypeArg::Q4_0 => OutType::Q4_0,
+            TypeArg::Q4KM => OutType::Q4KM,
+            TypeArg::Q5KM => OutType::Q5KM,
+            TypeArg::Q6K => OutType::Q6K,
         }
     }
 }

@@ -62,7 +62,16 @@ pub struct PolicyRow {
 }
 
 const FLOATS: &[GgmlType] = &[GgmlType::F32, GgmlType::F16, GgmlType::BF16];
-const ANY: &[GgmlType] = &[GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0];
+const ANY: &[GgmlType] = &[
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
 
 /// The policy (docs/QUANTIZATION.md §2 has the measurements behind each choice).
 pub const POLICY: [PolicyRow; 9] = [
@@ -194,7 +203,23 @@ pub fn default_type(role: Role, out: OutType) -> GgmlType {
     match out {
         OutType::Q8_0 => row.q8_0_file,
         OutType::Q4_0 => row.q4_0_file,
+        // K-quant files: the q4_0 column with its 4-bit choice replaced by the file's
+        // K-quant (embedding, head, layer 0 and the a/v/g LoRA stay q8_0).
+        OutType::Q4KM | OutType::Q5KM | OutType::Q6K if row.q4_0_file == GgmlType::Q4_0 => out.ggml_type(),
+        OutType::Q4KM | OutType::Q5KM | OutType::Q6K => row.q4_0_file,
         float => row.float_file.unwrap_or(float.ggml_type()),
+    }
+}
+
+/// The type a K-quant choice is written as when the rows are not a multiple of 256:
+/// Q4_K → Q4_0 (the same 4.5 bits per weight, so a q4_k_m file is never larger than the
+/// q4_0 one), Q5_K and Q6_K → Q8_0 (we do not write Q5_0/Q5_1; Q8_0 is the next finer
+/// type we do). Every other type is returned unchanged.
+pub fn kquant_fallback(ty: GgmlType) -> GgmlType {
+    match ty {
+        GgmlType::Q4_K => GgmlType::Q4_0,
+        GgmlType::Q5_K | GgmlType::Q6_K => GgmlType::Q8_0,
+        other => other,
     }
 }
 
@@ -280,6 +305,9 @@ pub fn parse_type(name: &str) -> Option<GgmlType> {
         "bf16" => GgmlType::BF16,
         "q8_0" => GgmlType::Q8_0,
         "q4_0" => GgmlType::Q4_0,
+        "q4_k" => GgmlType::Q4_K,
+        "q5_k" => GgmlType::Q5_K,
+        "q6_k" => GgmlType::Q6_K,
         _ => return None,
     })
 }
@@ -291,8 +319,9 @@ impl FromStr for Keep {
         let (pattern, ty) =
             s.rsplit_once('=').ok_or_else(|| anyhow!("--keep `{s}`: expected PATTERN=TYPE, e.g. head=q8_0"))?;
         ensure!(!pattern.is_empty(), "--keep `{s}`: the pattern is empty");
-        let ty = parse_type(ty)
-            .ok_or_else(|| anyhow!("--keep `{s}`: unknown type `{ty}` (choices: f32, f16, bf16, q8_0, q4_0)"))?;
+        let ty = parse_type(ty).ok_or_else(|| {
+            anyhow!("--keep `{s}`: unknown type `{ty}` (choices: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)")
+        })?;
         Ok(Keep { pattern: pattern.to_string(), ty })
     }
 }
@@ -322,17 +351,27 @@ impl Keep {
 /// weights (Gaussian: 0.084–0.091 for q4_0, 0.0052–0.0056 for q8_0; the trained demo
 /// model's large matrices: at most 0.118 and 0.0074). See [`column_normalized_error`]
 /// in `convert.rs` and docs/QUANTIZATION.md §3. `--keep` choices are never changed.
-pub const OUTLIER_GUARD: [(GgmlType, f64); 2] = [(GgmlType::Q4_0, 0.18), (GgmlType::Q8_0, 0.011)];
+///
+/// K-quant bounds, by the same rule: twice the relative RMS error of our encoders on
+/// Gaussian-like data (`encoders_beat_absmax` in `crates/rwkv7-kernels/tests/kquant.rs`
+/// prints 0.070 for Q4_K, 0.035 for Q5_K, 0.017 for Q6_K).
+pub const OUTLIER_GUARD: [(GgmlType, f64); 5] = [
+    (GgmlType::Q4_0, 0.18),
+    (GgmlType::Q8_0, 0.011),
+    (GgmlType::Q4_K, 0.14),
+    (GgmlType::Q5_K, 0.07),
+    (GgmlType::Q6_K, 0.034),
+];
 
 /// The guard bound of a block type, if it has one.
 pub fn guard_bound(ty: GgmlType) -> Option<f64> {
     OUTLIER_GUARD.iter().find(|(t, _)| *t == ty).map(|&(_, b)| b)
 }
 
-/// The next finer type the guard moves to.
+/// The next finer type the guard moves to (every 4- to 6-bit type goes to Q8_0).
 pub fn finer(ty: GgmlType) -> GgmlType {
     match ty {
-        GgmlType::Q4_0 => GgmlType::Q8_0,
+        GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     }
 }
@@ -355,6 +394,7 @@ pub struct Choice {
 
 /// The type of tensor `gguf_name` (shape `ne`, innermost first) in a file of type `out`:
 /// the policy, then the last matching `--keep` (matrices only; vectors are always F32),
+/// then [`kquant_fallback`] for a K-quant when `ne[0]` is not a multiple of 256,
 /// then F16 instead of a block type when `ne[0]` is not a multiple of 32 (as llama.cpp's
 /// converter does). A wildcard pattern skips the matrices that cannot take its type
 /// (the decay LoRA cannot be quantized); an exact name that cannot is an error.
@@ -396,6 +436,9 @@ pub fn choose_type(gguf_name: &str, ne: &[u64], out: OutType, keep: &[Keep], use
         from_keep = last.is_some();
     }
     let ne0 = ne.first().copied().unwrap_or(1);
+    if ne0 % ty.block_len() != 0 {
+        ty = kquant_fallback(ty);
+    }
     let fell_back = ty.block_len() > 1 && ne0 % ty.block_len() != 0;
     if fell_back {
         ty = GgmlType::F16;
@@ -467,7 +510,10 @@ mod tests {
         assert!("head=q5_1".parse::<Keep>().is_err());
         assert!("=q8_0".parse::<Keep>().is_err());
         let e = "head=q4_1".parse::<Keep>().unwrap_err().to_string();
-        assert_eq!(e, "--keep `head=q4_1`: unknown type `q4_1` (choices: f32, f16, bf16, q8_0, q4_0)");
+        assert_eq!(
+            e,
+            "--keep `head=q4_1`: unknown type `q4_1` (choices: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)"
+        );
     }
 
     #[test]
@@ -508,6 +554,31 @@ mod tests {
         assert!(
             check_all_used(&keep, &[false]).unwrap_err().to_string().starts_with("--keep `haed=q8_0`: the pattern")
         );
+    }
+
+    /// K-quant files: the q4_0 column with the K-quant where rows are multiples of 256,
+    /// the documented fallback elsewhere; `--keep` can ask for K-quants too.
+    #[test]
+    fn kquant_files() {
+        let c = |name: &str, ne: &[u64], out: OutType| choose_type(name, ne, out, &[], &mut []).unwrap().ty;
+        for (out, k, fallback) in [
+            (OutType::Q4KM, GgmlType::Q4_K, GgmlType::Q4_0),
+            (OutType::Q5KM, GgmlType::Q5_K, GgmlType::Q8_0),
+            (OutType::Q6K, GgmlType::Q6_K, GgmlType::Q8_0),
+        ] {
+            assert_eq!(c("blk.1.time_mix_key.weight", &[256, 256], out), k);
+            assert_eq!(c("blk.1.channel_mix_value.weight", &[512, 128], out), k);
+            assert_eq!(c("blk.1.time_mix_key.weight", &[128, 128], out), fallback);
+            assert_eq!(c("blk.0.time_mix_key.weight", &[256, 256], out), GgmlType::Q8_0);
+            assert_eq!(c("output.weight", &[256, 300], out), GgmlType::Q8_0);
+            assert_eq!(c("blk.1.time_mix_a1.weight", &[256, 64], out), GgmlType::Q8_0);
+            assert_eq!(c("blk.1.time_mix_w1.weight", &[256, 64], out), GgmlType::F32);
+            assert_eq!(c("blk.1.time_mix_k_k.weight", &[256], out), GgmlType::F32);
+        }
+        let keep = vec!["head=q6_k".parse().unwrap()];
+        let head = |ne: &[u64]| choose_type("output.weight", ne, OutType::Q4_0, &keep, &mut [false]).unwrap().ty;
+        assert_eq!(head(&[256, 300]), GgmlType::Q6_K);
+        assert_eq!(head(&[64, 300]), GgmlType::Q8_0);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) const NEON: KernelSet = KernelSet {
     // ~3 instructions per 16 MACs against ~14 for widening to f32 (KERNELS.md).
     q8_0: QuantMatmul { integer: neon::matmul_q8_0_int, dequantize: neon::matmul_q8_0_deq, path: QuantPath::Integer },
     q4_0: QuantMatmul { integer: neon::matmul_q4_0_int, dequantize: neon::matmul_q4_0_deq, path: QuantPath::Integer },
+    kq: super::aarch64_kquant::KQ_NEON,
     quantize_acts: neon::quantize_acts,
     wkv7_head,
     layer_norm: neon::layer_norm,
@@ -49,6 +50,7 @@ pub(crate) const NEON_DOTPROD: KernelSet = KernelSet {
     name: "aarch64-neon-dotprod",
     q8_0: QuantMatmul { integer: dot::matmul_q8_0_int, dequantize: neon::matmul_q8_0_deq, path: QuantPath::Integer },
     q4_0: QuantMatmul { integer: dot::matmul_q4_0_int, dequantize: neon::matmul_q4_0_deq, path: QuantPath::Integer },
+    kq: super::aarch64_kquant::KQ_DOT,
     ..NEON
 };
 
@@ -129,6 +131,16 @@ mod dot {
     entry!(matmul_q4_0_int, matmul_q4_0_int_dot, BlockQ4_0);
 }
 
+/// The NEON activation quantizer for other drivers (the K-quant tiles).
+///
+/// # Safety
+/// As [`QuantizeActs::quantize`] (baseline NEON).
+#[inline(always)]
+pub(super) unsafe fn quantize_blocks(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { <Neon as QuantizeActs>::quantize(x, qs, d, nb) }
+}
+
 /// Marker for plain NEON micro-kernels.
 struct Neon;
 /// Marker for NEON + SDOT micro-kernels.
@@ -140,7 +152,7 @@ struct NeonDot;
 /// The CPU must support dotprod.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(super) unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     // SAFETY: SDOT only reads and writes the named vector registers; dotprod is enabled.
     unsafe {
         asm!(

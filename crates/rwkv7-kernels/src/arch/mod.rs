@@ -20,9 +20,14 @@ use crate::{CpuFeatures, KernelSet, MatmulJob, QK};
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(target_arch = "aarch64")]
+mod aarch64_kquant;
+mod kquant;
 mod vector;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64_kquant;
 
 /// The SIMD sets this CPU can run, best first (`None` entries are skipped).
 pub(crate) fn simd_sets(cpu: CpuFeatures) -> [Option<KernelSet>; 2] {

@@ -22,6 +22,7 @@ pub(crate) const AVX2: KernelSet = KernelSet {
     // Measured (KERNELS.md): the integer path wins for both block types.
     q8_0: QuantMatmul { integer: matmul_q8_0_int, dequantize: matmul_q8_0_deq, path: QuantPath::Integer },
     q4_0: QuantMatmul { integer: matmul_q4_0_int, dequantize: matmul_q4_0_deq, path: QuantPath::Integer },
+    kq: super::x86_64_kquant::KQ,
     quantize_acts,
     wkv7_head,
     layer_norm,
@@ -69,6 +70,16 @@ fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
     assert!(x.len() == qs.len() && x.len() == d.len() * QK, "quantize_acts: shapes");
     // SAFETY: shapes asserted above; the CPU has AVX2 (module docs).
     unsafe { quantize_acts_avx2(x, qs, d) }
+}
+
+/// The AVX2 activation quantizer for other drivers (the K-quant tiles).
+///
+/// # Safety
+/// As [`QuantizeActs::quantize`] for AVX2.
+#[inline(always)]
+pub(super) unsafe fn quantize_blocks(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { Avx2::quantize(x, qs, d, nb) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
