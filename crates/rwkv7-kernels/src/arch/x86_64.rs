@@ -435,18 +435,87 @@ impl QuantTile<BlockQ8_0> for Avx2 {
     }
 }
 
+/// One token's activations for a pair of blocks `b`, `b + 1`, arranged as the Q4_0 tile
+/// multiplies them: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi = [x_b[16..32] | …]`, the
+/// code offset `8·Σx` in the lanes `madd` produces, and `[d_x,b ×4 | d_x,b+1 ×4]`.
+#[derive(Clone, Copy)]
+struct Q4Pair {
+    xlo: __m256i,
+    xhi: __m256i,
+    offset: __m256i,
+    dx: __m256,
+}
+
+/// The [`Q4Pair`] of blocks `b`, `b + 1` of one token.
+///
+/// # Safety
+/// `xq` valid for `32·(b + 2)` quants and `xd` for `b + 2` scales; AVX2 enabled.
+#[inline(always)]
+unsafe fn q4_pair(xq: *const i8, xd: *const f32, b: usize) -> Q4Pair {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let xa = _mm256_loadu_si256(xq.add(b * QK).cast());
+        let xb = _mm256_loadu_si256(xq.add((b + 1) * QK).cast());
+        let xlo = _mm256_permute2x128_si256::<0x20>(xa, xb);
+        let xhi = _mm256_permute2x128_si256::<0x31>(xa, xb);
+        let eight = _mm256_set1_epi8(8);
+        let eight_x = _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo), _mm256_maddubs_epi16(eight, xhi));
+        let offset = _mm256_madd_epi16(eight_x, _mm256_set1_epi16(1));
+        let d2 = _mm_castpd_ps(_mm_load_sd(xd.add(b).cast()));
+        let dx = lane_splat(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+        Q4Pair { xlo, xhi, offset, dx }
+    }
+}
+
+/// One row's pair `b`, `b + 1` (after prefetching further along the row): the unsigned
+/// low and high nibbles (see the Q4_0 tile's docs) and the two weight scales
+/// `[d_b ×4 | d_b+1 ×4]` from `dw`, the row's 8 scales of the group (`pair` in 0..4).
+///
+/// # Safety
+/// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
+#[inline(always)]
+unsafe fn q4_pair_weights(w: *const BlockQ4_0, b: usize, dw: __m256, pair: usize) -> (__m256i, __m256i, __m256) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        prefetch(w.add(b));
+        let q = _mm256_loadu2_m128i(
+            core::ptr::addr_of!((*w.add(b + 1)).qs).cast(),
+            core::ptr::addr_of!((*w.add(b)).qs).cast(),
+        );
+        let low4 = _mm256_set1_epi8(0x0F);
+        let j = 2 * pair as i32;
+        let dwb = lane_splat(dw, _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1));
+        (_mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), dwb)
+    }
+}
+
+/// `acc + cvt(Σ (q − 8)·x per lane) · (d_w·d_x)` for one pair of one row and one token.
+///
+/// # Safety
+/// AVX2 and FMA enabled.
+#[inline(always)]
+unsafe fn q4_pair_fma(w: (__m256i, __m256i, __m256), x: &Q4Pair, acc: __m256) -> __m256 {
+    // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+    unsafe {
+        let (lo, hi, dwb) = w;
+        let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x.xlo), _mm256_maddubs_epi16(hi, x.xhi));
+        let isum = _mm256_sub_epi32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)), x.offset);
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dwb, x.dx), acc)
+    }
+}
+
 impl QuantTile<BlockQ4_0> for Avx2 {
     /// Whole groups of 8 blocks, two blocks per step. The nibbles of blocks `b` and
     /// `b + 1` are loaded as one 256-bit vector `[qs_b | qs_b+1]`; masking gives the low
     /// nibbles (elements 0..16 of each block) and shifting the high ones (16..32), both as
     /// *unsigned* codes 0..15, which `maddubs` takes directly against the activations
-    /// rearranged to match (`[x_b[0..16] | x_b+1[0..16]]` and `[x_b[16..32] | …]`). The
-    /// two products are added as i16 (at most `4·15·127 < 2¹⁵`), `madd` with ones gives 8
-    /// i32 lanes (lanes 0–3 block `b`, 4–7 block `b + 1`), and subtracting the same lanes
-    /// of `8·Σx` (the code offset) makes the sums exact `Σ (q − 8)·x`. Then `cvt`, one
-    /// multiply by `[d_w·d_x of b ×4 | of b + 1 ×4]` and one FMA per pair. The remaining
-    /// blocks go through [`int_blocks_single`]. Every output gets the same operations
-    /// whatever `R` and `T` are.
+    /// rearranged to match ([`Q4Pair`]). The two products are added as i16 (at most
+    /// `4·15·127 < 2¹⁵`), `madd` with ones gives 8 i32 lanes (lanes 0–3 block `b`, 4–7
+    /// block `b + 1`), and subtracting the same lanes of `8·Σx` (the code offset) makes the
+    /// sums exact `Σ (q − 8)·x`. Then `cvt`, one multiply by `[d_w·d_x of b ×4 | of b + 1
+    /// ×4]` and one FMA per pair ([`q4_pair_fma`]). The remaining blocks go through
+    /// [`int_blocks_single`]. Every output gets the same operations whatever `R` and `T`
+    /// are, and so does [`QuantTile::int_rows_decode`], which prepares the pairs once.
     #[inline(always)]
     unsafe fn int_tile<const R: usize, const T: usize>(
         w: [*const BlockQ4_0; R],
@@ -457,9 +526,6 @@ impl QuantTile<BlockQ4_0> for Avx2 {
         // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
         // quants and `nb` scales behind every activation pointer, and the ISA.
         unsafe {
-            let ones = _mm256_set1_epi16(1);
-            let low4 = _mm256_set1_epi8(0x0F);
-            let eight = _mm256_set1_epi8(8);
             let mut acc = [[_mm256_setzero_ps(); T]; R];
             let groups = nb / GROUP;
             for g in 0..groups {
@@ -470,44 +536,72 @@ impl QuantTile<BlockQ4_0> for Avx2 {
                 }
                 for pair in 0..GROUP / 2 {
                     let b = b0 + 2 * pair;
-                    let j = 2 * pair as i32;
-                    let lanes = _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1);
-                    let mut xlo = [_mm256_setzero_si256(); T];
-                    let mut xhi = [_mm256_setzero_si256(); T];
-                    let mut offset = [_mm256_setzero_si256(); T];
-                    let mut dx = [_mm256_setzero_ps(); T];
-                    for t in 0..T {
-                        let xa = _mm256_loadu_si256(xq[t].add(b * QK).cast());
-                        let xb = _mm256_loadu_si256(xq[t].add((b + 1) * QK).cast());
-                        xlo[t] = _mm256_permute2x128_si256::<0x20>(xa, xb);
-                        xhi[t] = _mm256_permute2x128_si256::<0x31>(xa, xb);
-                        let eight_x =
-                            _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo[t]), _mm256_maddubs_epi16(eight, xhi[t]));
-                        offset[t] = _mm256_madd_epi16(eight_x, ones);
-                        let d2 = _mm_castpd_ps(_mm_load_sd(xd[t].add(b).cast()));
-                        dx[t] = lane_splat(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+                    let mut x = [q4_pair(xq[0], xd[0], b); T];
+                    for t in 1..T {
+                        x[t] = q4_pair(xq[t], xd[t], b);
                     }
                     for r in 0..R {
-                        prefetch(w[r].add(b));
-                        let q = _mm256_loadu2_m128i(
-                            core::ptr::addr_of!((*w[r].add(b + 1)).qs).cast(),
-                            core::ptr::addr_of!((*w[r].add(b)).qs).cast(),
-                        );
-                        let lo = _mm256_and_si256(q, low4);
-                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
-                        let dwb = lane_splat(dw[r], lanes);
+                        let wp = q4_pair_weights(w[r], b, dw[r], pair);
                         for t in 0..T {
-                            let p16 =
-                                _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[t]), _mm256_maddubs_epi16(hi, xhi[t]));
-                            let isum = _mm256_sub_epi32(_mm256_madd_epi16(p16, ones), offset[t]);
-                            let scale = _mm256_mul_ps(dwb, dx[t]);
-                            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
+                            acc[r][t] = q4_pair_fma(wp, &x[t], acc[r][t]);
                         }
                     }
                 }
             }
             int_blocks_single(w, xq, xd, groups * GROUP, nb, &mut acc);
             hsum_all(&acc)
+        }
+    }
+
+    /// Decode: the token's [`Q4Pair`]s are prepared once (on the stack, at most a panel's
+    /// 64 pairs) and reused by every row; then each row runs exactly the tile's operations.
+    #[inline(always)]
+    unsafe fn int_rows_decode(
+        w: *const BlockQ4_0,
+        stride: usize,
+        n: usize,
+        xq: *const i8,
+        xd: *const f32,
+        nb: usize,
+        store: &mut dyn FnMut(usize, f32),
+    ) {
+        const MAX_PAIRS: usize = super::PANEL / QK / 2;
+        let groups = nb / GROUP;
+        if groups * GROUP / 2 > MAX_PAIRS {
+            // Not reached through the driver (a panel has at most MAX_PAIRS pairs).
+            for i in 0..n {
+                // SAFETY: forwarded contract, row `i`.
+                let res = unsafe { Self::int_tile::<1, 1>([w.wrapping_add(i * stride)], [xq], [xd], nb) };
+                store(i, res[0][0]);
+            }
+            return;
+        }
+        // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales,
+        // and the ISA; `pairs` holds `groups·4 ≤ MAX_PAIRS` entries.
+        unsafe {
+            let zero = Q4Pair {
+                xlo: _mm256_setzero_si256(),
+                xhi: _mm256_setzero_si256(),
+                offset: _mm256_setzero_si256(),
+                dx: _mm256_setzero_ps(),
+            };
+            let mut pairs = [zero; MAX_PAIRS];
+            for (k, p) in pairs.iter_mut().enumerate().take(groups * GROUP / 2) {
+                *p = q4_pair(xq, xd, 2 * k);
+            }
+            for i in 0..n {
+                let row = w.add(i * stride);
+                let mut acc = [[_mm256_setzero_ps(); 1]; 1];
+                for g in 0..groups {
+                    let dw = scales8(row.add(g * GROUP));
+                    for pair in 0..GROUP / 2 {
+                        let k = g * GROUP / 2 + pair;
+                        acc[0][0] = q4_pair_fma(q4_pair_weights(row, 2 * k, dw, pair), &pairs[k], acc[0][0]);
+                    }
+                }
+                int_blocks_single([row], [xq], [xd], groups * GROUP, nb, &mut acc);
+                store(i, hsum(acc[0][0]));
+            }
         }
     }
 
