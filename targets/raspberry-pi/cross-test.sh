@@ -8,9 +8,10 @@
 #   targets/raspberry-pi/cross-test.sh aarch64-max   # every feature qemu has (dotprod, i8mm, ...)
 #   targets/raspberry-pi/cross-test.sh armv7         # Pi OS 32-bit (scalar kernels)
 #
-# A second argument `quick` (what CI runs for armv7, where every test binary is a cold
-# 32-bit build) keeps the golden, demo-model and board tests and leaves out the
-# quantization-quality, state-tuning and server tests, which other targets cover.
+# A second argument `quick` (what CI runs for armv7, where everything is a cold 32-bit
+# build) builds once and runs the kernels' and the core's tests and the golden and
+# demo-model end-to-end tests; it leaves out the quantization-quality and state-tuning
+# tests and rwkv7-pi's (board detection and the server), which the other runs cover.
 #
 # tests/setup.sh installs the cross linkers, qemu-user and the Rust targets.
 set -euo pipefail
@@ -36,11 +37,11 @@ export "$runner_var=$runner"
 # The golden tests run only on the set this CPU gets, and fail if it is not detected.
 export RWKV7_E2E_KERNELS="$set"
 
-cargo test -p rwkv7-kernels --features std --target "$target" --locked
 if [ "${2:-}" = quick ]; then
-  cargo test -p rwkv7-core --target "$target" --locked
-  cargo test -p rwkv7-e2e --test golden --test demo_model --target "$target" --locked
-  cargo test -p rwkv7-pi --lib --test board --target "$target" --locked
+  cargo test -p rwkv7-kernels -p rwkv7-core -p rwkv7-e2e --features rwkv7-kernels/std --lib \
+    --test elementwise --test matmul --test quant --test vecmath --test sampler --test tokenizer \
+    --test golden --test demo_model --target "$target" --locked
 else
+  cargo test -p rwkv7-kernels --features std --target "$target" --locked
   cargo test -p rwkv7-core -p rwkv7-e2e -p rwkv7-pi --target "$target" --locked
 fi
