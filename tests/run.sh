@@ -46,6 +46,15 @@ CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linu
   RWKV7_E2E_KERNELS=aarch64-neon \
   cargo test -p rwkv7-core -p rwkv7-e2e --target aarch64-unknown-linux-gnu --locked
 
+# Raspberry Pi (targets/raspberry-pi/cross-test.sh): the Pi 5's Cortex-A76 (NEON+SDOT set,
+# which must be detected) with rwkv7-pi's board and HTTP-server tests under emulation, and
+# 32-bit Pi OS (armv7, scalar set) with the kernels, core, golden and demo-model tests.
+step "Raspberry Pi 5: kernels, core, end-to-end and rwkv7-pi tests on aarch64 under qemu -cpu cortex-a76"
+targets/raspberry-pi/cross-test.sh aarch64-a76
+
+step "Raspberry Pi OS 32-bit: kernels, core, golden and demo-model tests on armv7 under qemu-arm"
+targets/raspberry-pi/cross-test.sh armv7 quick
+
 # No NDK can be had here, so no Android .so: check and build the static library instead
 # (the cdylib's link needs the NDK's crt and libs; targets/android/README.md).
 step "Android JNI crate: cargo check for aarch64/armv7/x86_64-linux-android"

@@ -2,8 +2,8 @@
 # Installs what the test suite needs on a fresh Debian machine, and nothing that is
 # already there: the pinned Rust toolchain (rust-toolchain.toml), the no_std target,
 # qemu-user (qemu-x86_64 runs the suite on a CPU without AVX2, qemu-aarch64 runs the
-# kernels, the core and the end-to-end tests on emulated Arm CPUs), and the aarch64
-# cross linker and libc.
+# kernels, the core and the end-to-end tests on emulated Arm CPUs, qemu-arm the armv7
+# ones), and the aarch64 and armv7 cross linkers and libcs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,10 @@ command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 # libc6-dev-arm64-cross is only a Recommends of the cross gcc: name it, or linking fails.
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 [ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || need_apt+=(libc6-dev-arm64-cross)
+# Raspberry Pi OS 32-bit (armv7): the cross gcc and its libc, run under qemu-arm.
+command -v arm-linux-gnueabihf-gcc >/dev/null || need_apt+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+[ -e /usr/arm-linux-gnueabihf/lib/crt1.o ] || need_apt+=(libc6-dev-armhf-cross)
+command -v qemu-arm >/dev/null || need_apt+=(qemu-user)
 # The Android JNI layer's host tests (targets/android/test-host.sh) compile Java with javac 17.
 command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 if ((${#need_apt[@]})); then
@@ -26,7 +30,9 @@ fi
 # rustup reads rust-toolchain.toml and installs the pinned toolchain on first use.
 rustup show active-toolchain >/dev/null
 installed=$(rustup target list --installed)
-for target in thumbv7em-none-eabihf aarch64-unknown-linux-gnu; do
+# Raspberry Pi: aarch64 (glibc and static musl) and armv7 (targets/raspberry-pi/README.md).
+for target in thumbv7em-none-eabihf aarch64-unknown-linux-gnu aarch64-unknown-linux-musl \
+  armv7-unknown-linux-gnueabihf; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 # Android: cargo check and a staticlib build only; without an NDK a cdylib cannot link

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chat;
 mod error;
 mod fingerprint;
 mod kernels;

@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
+use rwkv7::chat::{TURN_END, clean, system_turn, user_turn};
 use rwkv7::{CancelHandle, GenerateParams, LoadedModel, Session, StopReason};
 
 use crate::common::{self, CHAT_DEFAULTS, RunArgs, SamplingArgs};
-
-/// The turn separator: a reply ends where the model writes it.
-const TURN_END: &str = "\n\n";
 
 /// Arguments of `rwkv7 chat`.
 #[derive(clap::Args, Debug)]
@@ -32,31 +30,9 @@ pub struct Args {
     max_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
+    /// How the model runs (front ends such as rwkv7-pi fill in their defaults).
     #[command(flatten)]
-    run: RunArgs,
-}
-
-/// The official cleaning of user and system text: CRLF → LF, runs of newlines → one, trimmed
-/// (`"\n\n"` separates turns, so it must not appear inside one).
-pub fn clean(text: &str) -> String {
-    let text = text.replace("\r\n", "\n");
-    let mut out = String::with_capacity(text.len());
-    let mut newlines = 0;
-    for c in text.chars() {
-        if c == '\n' {
-            newlines += 1;
-            continue;
-        }
-        if newlines > 0 {
-            out.push('\n');
-            newlines = 0;
-        }
-        out.push(c);
-    }
-    if newlines > 0 {
-        out.push('\n');
-    }
-    out.trim().to_string()
+    pub run: RunArgs,
 }
 
 /// True while a turn is being fed or generated: Ctrl-C then stops it instead of quitting.
@@ -74,9 +50,9 @@ pub fn run(args: &Args) -> Result<()> {
         common::load_state(&mut session, path)?;
     }
     if let Some(system) = &args.system {
-        let system = clean(system);
-        if !system.is_empty() {
-            session.prefill_text(&format!("System: {system}{TURN_END}"))?;
+        let turn = system_turn(system);
+        if !turn.is_empty() {
+            session.prefill_text(&turn)?;
         }
     }
     if let Some(seed) = args.sampling.seed {
@@ -149,7 +125,7 @@ pub fn run(args: &Args) -> Result<()> {
         let before = session.fork();
         cancel.reset();
         BUSY.store(true, Ordering::SeqCst);
-        let fed = session.prefill_text(&format!("User: {message}{TURN_END}Assistant:"));
+        let fed = session.prefill_text(&user_turn(&message));
         if let Err(e) = fed {
             BUSY.store(false, Ordering::SeqCst);
             session = before;
@@ -198,17 +174,4 @@ fn reply(session: &mut Session<&LoadedModel>, params: &GenerateParams) -> Result
         return Err(anyhow::anyhow!("stdout: {e}"));
     }
     Ok(outcome)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean;
-
-    #[test]
-    fn cleaning_matches_the_official_rule() {
-        // re.sub(r'\n{2,}', '\n', txt.replace('\r\n','\n')).strip()
-        assert_eq!(clean("  a\r\n\r\nb\n\n\nc \n"), "a\nb\nc");
-        assert_eq!(clean("x\ny"), "x\ny");
-        assert_eq!(clean("\n\n"), "");
-    }
 }

@@ -1,18 +1,9 @@
 //! `rwkv7`: the command line of the RWKV-7 runtime.
 
-mod bench;
-mod chat;
-mod common;
-mod eval;
-mod generate;
-mod inspect;
-mod logits;
-mod output;
-mod tokenize;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rwkv7_cli::{bench, chat, eval, generate, inspect, logits, tokenize};
 
 /// RWKV-7 inference on the CPU.
 #[derive(Parser)]

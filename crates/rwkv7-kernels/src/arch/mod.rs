@@ -342,7 +342,9 @@ unsafe fn quant_rows_int<W, K: QuantTile<W>, const R: usize, const T: usize>(
         let w0 = job.w[(first + rows.start) * p.nb + p.b0..].as_ptr();
         // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
         // left from block `b0`; the panel holds token `t0`'s `pb` blocks.
-        unsafe { K::int_rows_decode(w0, p.nb, rows.len(), xq[0], xd[0], p.pb, &mut |i, v| store(rows.start + i, 0, v)) };
+        unsafe {
+            K::int_rows_decode(w0, p.nb, rows.len(), xq[0], xd[0], p.pb, &mut |i, v| store(rows.start + i, 0, v))
+        };
         return;
     }
     let mut i = rows.start;

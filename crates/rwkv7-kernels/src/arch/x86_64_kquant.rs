@@ -14,8 +14,8 @@
 
 use core::arch::x86_64::*;
 
-use super::{PREFETCH_BYTES, QuantizeActs};
 use super::kquant::{KTile, kquant_matmul_int};
+use super::{PREFETCH_BYTES, QuantizeActs};
 use crate::MatmulJob;
 use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scales_mins};
 
