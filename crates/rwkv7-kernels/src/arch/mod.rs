@@ -114,27 +114,29 @@ pub(crate) trait QuantTile<W> {
         nb: usize,
     ) -> [[f32; T]; R];
 
-    /// Decode over `n` rows: `store(i, int_tile::<1, 1>([w + i·stride], [xq], [xd], nb))`
-    /// for `i < n`, bit for bit. A set may override it to prepare the token's activations
-    /// once for all the rows (the default runs the tile row by row).
+    /// `n` rows against `T` tokens: `store(i, t, int_tile::<1, T>([w + i·stride], xq, xd,
+    /// nb)[0][t])` for `i < n`, `t < T`, bit for bit. A set may override it to prepare the
+    /// tokens' activations once for all the rows (the default runs the tile row by row).
     ///
     /// # Safety
     /// Rows `w + i·stride` for `i < n` valid for `nb` blocks; otherwise as
     /// [`QuantTile::int_tile`].
     #[inline(always)]
-    unsafe fn int_rows_decode(
+    unsafe fn int_rows<const T: usize>(
         w: *const W,
         stride: usize,
         n: usize,
-        xq: *const i8,
-        xd: *const f32,
+        xq: [*const i8; T],
+        xd: [*const f32; T],
         nb: usize,
-        store: &mut dyn FnMut(usize, f32),
+        store: &mut dyn FnMut(usize, usize, f32),
     ) {
         for i in 0..n {
             // SAFETY: forwarded contract, row `i`.
-            let res = unsafe { Self::int_tile::<1, 1>([w.wrapping_add(i * stride)], [xq], [xd], nb) };
-            store(i, res[0][0]);
+            let res = unsafe { Self::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
+            for (t, &v) in res[0].iter().enumerate() {
+                store(i, t, v);
+            }
         }
     }
 }
@@ -338,13 +340,12 @@ unsafe fn quant_rows_int<W, K: QuantTile<W>, const R: usize, const T: usize>(
         let o = &mut out[(p.t0 + t) * count + i];
         *o = if p.b0 == 0 { v } else { *o + v };
     };
-    if R == 1 && T == 1 && !rows.is_empty() {
+    if R == 1 && !rows.is_empty() {
         let w0 = job.w[(first + rows.start) * p.nb + p.b0..].as_ptr();
+        let mut put = |i: usize, t: usize, v: f32| store(rows.start + i, t, v);
         // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
-        // left from block `b0`; the panel holds token `t0`'s `pb` blocks.
-        unsafe {
-            K::int_rows_decode(w0, p.nb, rows.len(), xq[0], xd[0], p.pb, &mut |i, v| store(rows.start + i, 0, v))
-        };
+        // left from block `b0`; the panel holds `T` tokens' `pb` blocks.
+        unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, &mut put) };
         return;
     }
     let mut i = rows.start;

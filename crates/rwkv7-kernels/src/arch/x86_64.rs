@@ -515,7 +515,7 @@ impl QuantTile<BlockQ4_0> for Avx2 {
     /// sums exact `Σ (q − 8)·x`. Then `cvt`, one multiply by `[d_w·d_x of b ×4 | of b + 1
     /// ×4]` and one FMA per pair ([`q4_pair_fma`]). The remaining blocks go through
     /// [`int_blocks_single`]. Every output gets the same operations whatever `R` and `T`
-    /// are, and so does [`QuantTile::int_rows_decode`], which prepares the pairs once.
+    /// are, and so does [`QuantTile::int_rows`], which prepares the pairs once.
     #[inline(always)]
     unsafe fn int_tile<const R: usize, const T: usize>(
         w: [*const BlockQ4_0; R],
@@ -553,54 +553,61 @@ impl QuantTile<BlockQ4_0> for Avx2 {
         }
     }
 
-    /// Decode: the token's [`Q4Pair`]s are prepared once (on the stack, at most a panel's
-    /// 64 pairs) and reused by every row; then each row runs exactly the tile's operations.
+    /// The tokens' [`Q4Pair`]s are prepared once (on the stack: at most a panel's 64 pairs
+    /// per token, 8 KiB) and reused by every row; then each row runs exactly the tile's
+    /// operations.
     #[inline(always)]
-    unsafe fn int_rows_decode(
+    unsafe fn int_rows<const T: usize>(
         w: *const BlockQ4_0,
         stride: usize,
         n: usize,
-        xq: *const i8,
-        xd: *const f32,
+        xq: [*const i8; T],
+        xd: [*const f32; T],
         nb: usize,
-        store: &mut dyn FnMut(usize, f32),
+        store: &mut dyn FnMut(usize, usize, f32),
     ) {
         const MAX_PAIRS: usize = super::PANEL / QK / 2;
         let groups = nb / GROUP;
-        if groups * GROUP / 2 > MAX_PAIRS {
+        let n_pairs = groups * GROUP / 2;
+        if n_pairs > MAX_PAIRS {
             // Not reached through the driver (a panel has at most MAX_PAIRS pairs).
             for i in 0..n {
                 // SAFETY: forwarded contract, row `i`.
-                let res = unsafe { Self::int_tile::<1, 1>([w.wrapping_add(i * stride)], [xq], [xd], nb) };
-                store(i, res[0][0]);
+                let res = unsafe { Self::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
+                for (t, &v) in res[0].iter().enumerate() {
+                    store(i, t, v);
+                }
             }
             return;
         }
-        // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales,
-        // and the ISA; `pairs` holds `groups·4 ≤ MAX_PAIRS` entries.
+        // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales
+        // per token, and the ISA; `pairs[t]` holds `n_pairs ≤ MAX_PAIRS` entries.
         unsafe {
-            let zero = Q4Pair {
-                xlo: _mm256_setzero_si256(),
-                xhi: _mm256_setzero_si256(),
-                offset: _mm256_setzero_si256(),
-                dx: _mm256_setzero_ps(),
-            };
-            let mut pairs = [zero; MAX_PAIRS];
-            for (k, p) in pairs.iter_mut().enumerate().take(groups * GROUP / 2) {
-                *p = q4_pair(xq, xd, 2 * k);
+            // Uninitialised on purpose (zeroing up to 64 KiB per call is measurable): only
+            // the first `n_pairs` entries per token are written, and only those are read.
+            let mut pairs = [[core::mem::MaybeUninit::<Q4Pair>::uninit(); MAX_PAIRS]; T];
+            for t in 0..T {
+                for (k, p) in pairs[t].iter_mut().enumerate().take(n_pairs) {
+                    p.write(q4_pair(xq[t], xd[t], 2 * k));
+                }
             }
             for i in 0..n {
                 let row = w.add(i * stride);
-                let mut acc = [[_mm256_setzero_ps(); 1]; 1];
+                let mut acc = [[_mm256_setzero_ps(); T]; 1];
                 for g in 0..groups {
                     let dw = scales8(row.add(g * GROUP));
                     for pair in 0..GROUP / 2 {
                         let k = g * GROUP / 2 + pair;
-                        acc[0][0] = q4_pair_fma(q4_pair_weights(row, 2 * k, dw, pair), &pairs[k], acc[0][0]);
+                        let wp = q4_pair_weights(row, 2 * k, dw, pair);
+                        for t in 0..T {
+                            acc[0][t] = q4_pair_fma(wp, pairs[t][k].assume_init_ref(), acc[0][t]);
+                        }
                     }
                 }
-                int_blocks_single([row], [xq], [xd], groups * GROUP, nb, &mut acc);
-                store(i, hsum(acc[0][0]));
+                int_blocks_single([row], xq, xd, groups * GROUP, nb, &mut acc);
+                for t in 0..T {
+                    store(i, t, hsum(acc[0][t]));
+                }
             }
         }
     }
