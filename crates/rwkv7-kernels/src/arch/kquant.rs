@@ -10,7 +10,7 @@
 use core::mem::MaybeUninit;
 use core::ops::Range;
 
-use super::{PANEL, QuantizeActs, SUPER_T, row_block};
+use super::{MAX_T, PANEL, QuantizeActs, SUPER_T, row_block};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 use crate::quant::QK;
@@ -67,7 +67,7 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                 let rows = i0..(i0 + rb).min(job.count);
                 let mut t = 0;
                 while t < sn {
-                    let tn = sn - t;
+                    let tn = (sn - t).min(MAX_T);
                     let p = KPanel {
                         // SAFETY: tokens `t..t + tn ≤ SUPER_T` of the buffers, just written.
                         xq: unsafe { xq.add(t * PANEL) },
@@ -81,17 +81,11 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                     // SAFETY: shapes checked above, the panel's tokens were just written,
                     // and the ISA is the caller's promise.
                     unsafe {
-                        // One row per tile against up to 8 tokens, as the Q8_0/Q4_0 driver
-                        // (`with_int_tile_shape` in arch/mod.rs has the reasons).
                         match tn {
-                            1 => rows_int::<W, K, 1, 1>(job, out, &p, rows.clone()),
-                            2 => rows_int::<W, K, 1, 2>(job, out, &p, rows.clone()),
-                            3 => rows_int::<W, K, 1, 3>(job, out, &p, rows.clone()),
-                            4 => rows_int::<W, K, 1, 4>(job, out, &p, rows.clone()),
-                            5 => rows_int::<W, K, 1, 5>(job, out, &p, rows.clone()),
-                            6 => rows_int::<W, K, 1, 6>(job, out, &p, rows.clone()),
-                            7 => rows_int::<W, K, 1, 7>(job, out, &p, rows.clone()),
-                            _ => rows_int::<W, K, 1, 8>(job, out, &p, rows.clone()),
+                            1 => rows_int::<W, K, 4, 1>(job, out, &p, rows.clone()),
+                            2 => rows_int::<W, K, 4, 2>(job, out, &p, rows.clone()),
+                            3 => rows_int::<W, K, 2, 3>(job, out, &p, rows.clone()),
+                            _ => rows_int::<W, K, 2, 4>(job, out, &p, rows.clone()),
                         }
                     }
                     t += tn;
