@@ -55,6 +55,8 @@ const MAX_T: usize = 4;
 /// (≈ 15 GB/s × 100 ns ≈ 1.5 KB) must be in flight. `rwkv7 bench` on the 0.1B q8_0
 /// model, one thread: 28 tok/s with 4-row tiles and no prefetch, 44 with one-row tiles
 /// (one linear stream per thread), 50–70 with one-row tiles and 1–4 KiB prefetch.
+/// (The NEON tiles do not prefetch yet: without the hardware, qemu cannot tell whether it helps.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const PREFETCH_BYTES: usize = 2048;
 /// Tokens whose activations the integer path quantizes before sweeping the weights, so
 /// a prefill chunk reads the weights from memory once per 8 tokens.
@@ -130,13 +132,33 @@ pub(crate) trait QuantTile<W> {
         xd: [*const f32; T],
         nb: usize,
         store: &mut dyn FnMut(usize, usize, f32),
-    ) {
-        for i in 0..n {
-            // SAFETY: forwarded contract, row `i`.
-            let res = unsafe { Self::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
-            for (t, &v) in res[0].iter().enumerate() {
-                store(i, t, v);
-            }
+    ) where
+        Self: Sized,
+    {
+        // SAFETY: forwarded contract.
+        unsafe { int_rows_by_tile::<W, Self, T>(w, stride, n, xq, xd, nb, store) }
+    }
+}
+
+/// [`QuantTile::int_rows`] one row at a time through `K::int_tile::<1, T>`.
+///
+/// # Safety
+/// As [`QuantTile::int_rows`].
+#[inline(always)]
+pub(crate) unsafe fn int_rows_by_tile<W, K: QuantTile<W>, const T: usize>(
+    w: *const W,
+    stride: usize,
+    n: usize,
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+    nb: usize,
+    store: &mut dyn FnMut(usize, usize, f32),
+) {
+    for i in 0..n {
+        // SAFETY: forwarded contract, row `i`.
+        let res = unsafe { K::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
+        for (t, &v) in res[0].iter().enumerate() {
+            store(i, t, v);
         }
     }
 }

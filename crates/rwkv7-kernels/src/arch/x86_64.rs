@@ -93,7 +93,7 @@ unsafe fn quantize_acts_avx2(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
 /// # Safety
 /// AVX must be enabled in the caller.
 #[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
     // SAFETY: AVX is enabled in the (inlining) caller.
     unsafe {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
@@ -108,7 +108,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// # Safety
 /// F16C must be enabled in the caller.
 #[inline(always)]
-unsafe fn f16_bytes_to_f32(d: [u8; 2]) -> f32 {
+pub(super) unsafe fn f16_bytes_to_f32(d: [u8; 2]) -> f32 {
     // SAFETY: F16C/SSE2 are enabled in the (inlining) caller.
     unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes(d) as i32))) }
 }
@@ -571,13 +571,8 @@ impl QuantTile<BlockQ4_0> for Avx2 {
         let n_pairs = groups * GROUP / 2;
         if n_pairs > MAX_PAIRS {
             // Not reached through the driver (a panel has at most MAX_PAIRS pairs).
-            for i in 0..n {
-                // SAFETY: forwarded contract, row `i`.
-                let res = unsafe { Self::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
-                for (t, &v) in res[0].iter().enumerate() {
-                    store(i, t, v);
-                }
-            }
+            // SAFETY: forwarded contract.
+            unsafe { super::int_rows_by_tile::<BlockQ4_0, Self, T>(w, stride, n, xq, xd, nb, store) };
             return;
         }
         // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales

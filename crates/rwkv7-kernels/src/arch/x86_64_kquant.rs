@@ -15,6 +15,7 @@
 use core::arch::x86_64::*;
 
 use super::kquant::{KTile, kquant_matmul_int};
+use super::x86_64::{f16_bytes_to_f32, hsum};
 use super::{PREFETCH_BYTES, QuantizeActs};
 use crate::MatmulJob;
 use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scales_mins};
@@ -54,31 +55,6 @@ impl QuantizeActs for Avx2K {
     }
 }
 
-/// `Σ` of the 8 lanes in the order of the Q8_0/Q4_0 kernels' `hsum`.
-///
-/// # Safety
-/// AVX must be enabled in the caller.
-#[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
-    // SAFETY: AVX is enabled in the (inlining) caller.
-    unsafe {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
-    }
-}
-
-/// An f16 (little-endian bytes) widened to f32 with F16C (exact).
-///
-/// # Safety
-/// F16C must be enabled in the caller.
-#[inline(always)]
-unsafe fn f16_to_f32(d: [u8; 2]) -> f32 {
-    // SAFETY: F16C/SSE2 are enabled in the (inlining) caller.
-    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes(d) as i32))) }
-}
-
 /// Q4_K and Q5_K as seen by the tile: scales, mins and the codes of one group.
 trait ScaleMin {
     /// `(d, dmin, scales, mins)`.
@@ -113,7 +89,7 @@ impl ScaleMin for BlockQ4K {
         // SAFETY: `p` is a readable block; F16C enabled (caller).
         unsafe {
             let (sc, m) = unpack_scales_mins(&(*p).scales);
-            (f16_to_f32((*p).d), f16_to_f32((*p).dmin), sc, m)
+            (f16_bytes_to_f32((*p).d), f16_bytes_to_f32((*p).dmin), sc, m)
         }
     }
     #[inline(always)]
@@ -129,7 +105,7 @@ impl ScaleMin for BlockQ5K {
         // SAFETY: `p` is a readable block; F16C enabled (caller).
         unsafe {
             let (sc, m) = unpack_scales_mins(&(*p).scales);
-            (f16_to_f32((*p).d), f16_to_f32((*p).dmin), sc, m)
+            (f16_bytes_to_f32((*p).d), f16_bytes_to_f32((*p).dmin), sc, m)
         }
     }
     /// Nibble plus 16 where bit `g` of `qh[l]` is set (`cmpeq` makes the bit a byte mask).
@@ -328,7 +304,7 @@ impl KTile<BlockQ6K> for Avx2K {
                 let mut sc16 = [_mm256_setzero_si256(); R];
                 for r in 0..R {
                     let blk = w[r].add(b);
-                    d[r] = f16_to_f32((*blk).d);
+                    d[r] = f16_bytes_to_f32((*blk).d);
                     let sc = _mm_loadu_si128(core::ptr::addr_of!((*blk).scales).cast());
                     sc16[r] = _mm256_cvtepi8_epi16(sc);
                     // −32·d·sc for the even (first-half) and odd (second-half) sub-blocks.
