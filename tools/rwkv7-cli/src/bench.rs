@@ -13,8 +13,8 @@
 //!   mapped weights included) and `RssAnon` (private memory: state, scratch, logits,
 //!   heap).
 //! - Bandwidth: after the above (so its buffer is not in the peak), every thread of the
-//!   pool sums its share of a buffer far larger than any cache; the best of several
-//!   passes is `bandwidth_gbs`. The decode ceiling is that bandwidth divided by the bytes
+//!   pool sums its share of a buffer far larger than any cache; the best of 6 passes is
+//!   `bandwidth_gbs`. The decode ceiling is that bandwidth divided by the bytes
 //!   of weights a decode step reads (every layer tensor and the head).
 
 use std::path::PathBuf;
@@ -267,7 +267,8 @@ fn parse_memory_status(status: &str) -> Result<MemoryStatus> {
 const PROBE_PASSES: usize = 5;
 
 /// Read bandwidth in bytes/s: `pool`'s threads each sum their share of a `bytes`-sized
-/// buffer (after one pass that faults the pages in); the best of [`PROBE_PASSES`].
+/// buffer (written, so faulted in, when it is made); the best of [`PROBE_PASSES`] + 1
+/// passes.
 fn read_bandwidth(pool: &ThreadPool, bytes: usize) -> f64 {
     let mut buf = vec![1.0f32; bytes / 4];
     let parts = pool.threads();
