@@ -348,23 +348,7 @@ fn time_mix(
     let n = hp.head_size;
     kernels.key_prep(b.k, b.kk, b.a, vec(layer.k_k), vec(layer.k_a), n, L2_NORM_EPS);
 
-    // The WKV recurrence, sequential over tokens; y goes into `b.out`.
-    for i in 0..t {
-        for h in 0..hp.n_head {
-            let s = i * c + h * n;
-            let state = &mut wkv[h * n * n..(h + 1) * n * n];
-            kernels.wkv7_head(
-                state,
-                &b.r[s..s + n],
-                &b.decay[s..s + n],
-                &b.k[s..s + n],
-                &b.v[s..s + n],
-                &b.kk[s..s + n],
-                &b.a[s..s + n],
-                &mut b.out[s..s + n],
-            );
-        }
-    }
+    wkv_heads(kernels, par, wkv, b, t, hp.n_head, n);
 
     // y = GroupNorm(y) + (Σ_j r·k·r_k) · v per head; then out = W_o · (y · g).
     let (ln_w, ln_b, r_k) = (vec(layer.ln_x_w), vec(layer.ln_x_b), vec(layer.r_k));
@@ -384,6 +368,50 @@ fn time_mix(
     }
     parallel::matmul(par, kernels, &mat(layer.output), b.mixed, b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
+}
+
+/// The WKV recurrence of one layer: sequential over the chunk's `t` tokens, independent
+/// across heads, so the heads are split across `par` (each head's result is the same
+/// whatever the split). Each part writes its heads' `y` head-major (`[head][t][n]`) into
+/// `b.mixed` (free until the output gate); `y` is then copied token-major into `b.out`.
+fn wkv_heads(
+    kernels: &KernelSet,
+    par: &dyn Parallel,
+    state: &mut [f32],
+    b: &mut Buffers<'_>,
+    t: usize,
+    n_head: usize,
+    n: usize,
+) {
+    let c = n_head * n;
+    let heads_per_part = n_head.div_ceil(par.threads());
+    let y_heads = &mut b.mixed[..t * c];
+    let (r, decay, k, v, kk, a) = (&*b.r, &*b.decay, &*b.k, &*b.v, &*b.kk, &*b.a);
+    par.for_each_part_pair(state, heads_per_part * n * n, y_heads, heads_per_part * t * n, &|part, states, ys| {
+        for (j, (head_state, y)) in states.chunks_mut(n * n).zip(ys.chunks_mut(t * n)).enumerate() {
+            let h = part * heads_per_part + j;
+            for i in 0..t {
+                let s = i * c + h * n;
+                let at = s..s + n;
+                kernels.wkv7_head(
+                    head_state,
+                    &r[at.clone()],
+                    &decay[at.clone()],
+                    &k[at.clone()],
+                    &v[at.clone()],
+                    &kk[at.clone()],
+                    &a[at],
+                    &mut y[i * n..(i + 1) * n],
+                );
+            }
+        }
+    });
+    for h in 0..n_head {
+        for i in 0..t {
+            let s = i * c + h * n;
+            b.out[s..s + n].copy_from_slice(&b.mixed[(h * t + i) * n..][..n]);
+        }
+    }
 }
 
 /// ChannelMix (the FFN) of one layer: `x += W_v · relu(W_k · lerp(xf, x_prev, x_k))²`.

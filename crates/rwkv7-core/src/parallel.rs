@@ -9,6 +9,9 @@
 
 use rwkv7_kernels::{KernelSet, Matrix};
 
+/// The work on one pair of parts of [`Parallel::for_each_part_pair`].
+pub type PairTask<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
+
 /// Runs the parts of one split operation, possibly concurrently.
 pub trait Parallel: Sync {
     /// How many parts to cut work into (at least 1; normally the number of threads).
@@ -18,6 +21,11 @@ pub trait Parallel: Sync {
     /// the part's index, and returns once every call has returned. Calls may run
     /// concurrently, in any order.
     fn for_each_part(&self, out: &mut [f32], part_len: usize, task: &(dyn Fn(usize, &mut [f32]) + Sync));
+
+    /// Calls `task(i, a_part, b_part)` for every pair of parts of
+    /// `a.chunks_mut(a_len)` and `b.chunks_mut(b_len)` (equal in number), `i` being the
+    /// parts' index; otherwise as [`Parallel::for_each_part`].
+    fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>);
 
     /// Matrices of fewer bytes run unsplit (default [`MIN_SPLIT_BYTES`]; tests lower it
     /// to split every matrix).
@@ -40,11 +48,18 @@ impl Parallel for Sequential {
             task(i, part);
         }
     }
+
+    fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
+        for (i, (pa, pb)) in a.chunks_mut(a_len.max(1)).zip(b.chunks_mut(b_len.max(1))).enumerate() {
+            task(i, pa, pb);
+        }
+    }
 }
 
-/// Matrices smaller than this run on one thread: handing out work costs a few
-/// microseconds, more than reading 128 KiB takes on one core (the LoRA matrices of the
-/// released models are 50–200 KiB; the projections are megabytes).
+/// Products that read fewer weight bytes than this, summed over their tokens, run on one
+/// thread: handing out work costs a few microseconds, more than reading 128 KiB takes on
+/// one core. In decode the LoRA matrices of the released models (50–200 KiB) stay whole
+/// and the projections (megabytes) split; in a prefill chunk every product splits.
 pub const MIN_SPLIT_BYTES: usize = 128 * 1024;
 
 /// Output rows per part are a multiple of this, so no part splits a kernel's row tile
@@ -59,7 +74,8 @@ const ROW_ALIGN: usize = 16;
 pub fn matmul(par: &dyn Parallel, kernels: &KernelSet, w: &Matrix<'_>, x: &[f32], out: &mut [f32], tokens: usize) {
     let parts = par.threads();
     let (rows, cols) = (w.rows(), w.cols());
-    if parts <= 1 || w.data().n_bytes() < par.min_split_bytes() || tokens == 0 || rows == 0 {
+    let work = w.data().n_bytes().saturating_mul(tokens);
+    if parts <= 1 || work < par.min_split_bytes() || tokens == 0 || rows == 0 {
         kernels.matmul(w, x, out, tokens);
     } else if tokens == 1 {
         let per = rows.div_ceil(parts).next_multiple_of(ROW_ALIGN);

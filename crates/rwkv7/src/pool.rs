@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rwkv7_core::parallel::MIN_SPLIT_BYTES;
+use rwkv7_core::parallel::{MIN_SPLIT_BYTES, PairTask};
 use rwkv7_core::{Parallel, Sequential};
 
 /// Environment variable that sets the default thread count (`0` or unset: all cores).
@@ -99,6 +99,19 @@ impl Parallel for ThreadPool {
             // `install` runs inline when already on one of this pool's workers.
             Some(pool) => pool.install(|| out.par_chunks_mut(part_len).enumerate().for_each(|(i, p)| task(i, p))),
             None => Sequential.for_each_part(out, part_len, task),
+        }
+    }
+
+    fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
+        let (a_len, b_len) = (a_len.max(1), b_len.max(1));
+        match &self.pool {
+            Some(pool) => pool.install(|| {
+                a.par_chunks_mut(a_len)
+                    .zip(b.par_chunks_mut(b_len))
+                    .enumerate()
+                    .for_each(|(i, (pa, pb))| task(i, pa, pb))
+            }),
+            None => Sequential.for_each_part_pair(a, a_len, b, b_len, task),
         }
     }
 }

@@ -7,13 +7,11 @@
 //! super-blocks. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use core::mem::MaybeUninit;
 use core::ops::Range;
 
-use super::{MAX_T, PANEL, QuantizeActs, SUPER_T, row_block};
+use super::{ActPanel, MAX_T, PANEL, QuantizeActs, SUPER_T, row_block};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
-use crate::quant::QK;
 
 /// A K-quant micro-kernel: `R` rows × `T` tokens over `nb` super-blocks.
 pub(crate) trait KTile<W> {
@@ -44,10 +42,7 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
         out.fill(0.0);
         return;
     }
-    // Uninitialised on purpose, as in `quant_matmul_int`: only written parts are read.
-    let mut xq = MaybeUninit::<[[i8; PANEL]; SUPER_T]>::uninit();
-    let mut xd = MaybeUninit::<[[f32; PANEL / QK]; SUPER_T]>::uninit();
-    let (xq, xd) = (xq.as_mut_ptr().cast::<i8>(), xd.as_mut_ptr().cast::<f32>());
+    let mut acts = ActPanel::new();
     let per_panel = PANEL / W::ELEMS;
     let mut s0 = 0;
     while s0 < job.tokens {
@@ -57,9 +52,8 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
             let pb = (nb - b0).min(per_panel);
             for t in 0..sn {
                 let src = &job.x[(s0 + t) * job.cols + b0 * W::ELEMS..][..pb * W::ELEMS];
-                // SAFETY: `src` holds `ELEMS·pb ≤ PANEL` floats; token `t < SUPER_T` has
-                // `PANEL` quants and `PANEL/32` scales in the buffers.
-                unsafe { K::quantize(src.as_ptr(), xq.add(t * PANEL), xd.add(t * (PANEL / QK)), pb * W::ELEMS / QK) };
+                // SAFETY: the ISA is the caller's promise.
+                unsafe { acts.quantize::<K>(t, src) };
             }
             let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
             let mut i0 = 0;
@@ -68,16 +62,7 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                 let mut t = 0;
                 while t < sn {
                     let tn = (sn - t).min(MAX_T);
-                    let p = KPanel {
-                        // SAFETY: tokens `t..t + tn ≤ SUPER_T` of the buffers, just written.
-                        xq: unsafe { xq.add(t * PANEL) },
-                        // SAFETY: as above.
-                        xd: unsafe { xd.add(t * (PANEL / QK)) },
-                        t0: s0 + t,
-                        b0,
-                        pb,
-                        nb,
-                    };
+                    let p = KPanel { acts: &acts, t, t0: s0 + t, b0, pb, nb };
                     // SAFETY: shapes checked above, the panel's tokens were just written,
                     // and the ISA is the caller's promise.
                     unsafe {
@@ -98,11 +83,11 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
     }
 }
 
-/// A quantized panel: tokens `t0..`, super-blocks `b0..b0 + pb` of `nb` per row; token
-/// `t0 + t`'s quants at `xq + t·PANEL`, scales at `xd + t·PANEL/32`.
-struct KPanel {
-    xq: *const i8,
-    xd: *const f32,
+/// A quantized panel: tokens `t0..` (buffer tokens `t..`), super-blocks `b0..b0 + pb`
+/// of `nb` per row.
+struct KPanel<'a> {
+    acts: &'a ActPanel,
+    t: usize,
     t0: usize,
     b0: usize,
     pb: usize,
@@ -115,15 +100,11 @@ struct KPanel {
 unsafe fn rows_int<W: KBlock, K: KTile<W>, const R: usize, const T: usize>(
     job: &MatmulJob<'_, W>,
     out: &mut [f32],
-    p: &KPanel,
+    p: &KPanel<'_>,
     rows: Range<usize>,
 ) {
     let (first, count) = (job.first, job.count);
-    let (mut xq, mut xd) = ([core::ptr::null::<i8>(); T], [core::ptr::null::<f32>(); T]);
-    for t in 0..T {
-        // SAFETY: `t < T` stays inside the panel's initialised tokens.
-        (xq[t], xd[t]) = unsafe { (p.xq.add(t * PANEL), p.xd.add(t * (PANEL / QK))) };
-    }
+    let (xq, xd) = p.acts.tokens::<T>(p.t);
     let mut store = |i: usize, t: usize, v: f32| {
         let o = &mut out[(p.t0 + t) * count + i];
         *o = if p.b0 == 0 { v } else { *o + v };

@@ -65,6 +65,59 @@ const SUPER_T: usize = 8;
 /// quantized panel for `SUPER_T` tokens lives on the stack: 32 KiB of quants + 4 KiB of
 /// scales. Rows up to 4096 columns (every RWKV-7 `C` up to 4096) are a single panel.
 const PANEL: usize = 4096;
+/// Distance in bytes between consecutive tokens' quants in an activation panel: a
+/// panel's width plus one cache line. With a stride of exactly 4 KiB, the 8 tokens' block
+/// `b` would all fall in the same L1 set (32 KiB, 8 ways, 4 KiB per way) together with
+/// the weights streaming through it; the extra line puts each token in its own set.
+/// Prefill tiles read all 8 tokens' block `b` back to back (0.1B q8_0, one thread,
+/// `rwkv7 bench -p 512 -n 0`: see KERNELS.md §3).
+const XQ_STRIDE: usize = PANEL + 64;
+/// Distance in floats between consecutive tokens' block scales in a panel: the panel's
+/// scales plus 16 floats (one cache line), for the same reason as [`XQ_STRIDE`].
+const XD_STRIDE: usize = PANEL / QK + 16;
+
+/// The quantized activations of up to [`SUPER_T`] tokens over one panel, on the stack.
+/// Uninitialised on purpose (zeroing 37 KiB per matrix call is measurable on small
+/// matrices): only the parts [`ActPanel::quantize`] wrote are read, through raw pointers.
+struct ActPanel {
+    xq: MaybeUninit<[i8; XQ_STRIDE * SUPER_T]>,
+    xd: MaybeUninit<[f32; XD_STRIDE * SUPER_T]>,
+}
+
+impl ActPanel {
+    #[inline(always)]
+    fn new() -> Self {
+        Self { xq: MaybeUninit::uninit(), xd: MaybeUninit::uninit() }
+    }
+
+    /// Quantizes `src` (`32·blocks ≤ PANEL` floats) as token `t < SUPER_T`.
+    ///
+    /// # Safety
+    /// The CPU must support `K`'s ISA.
+    #[inline(always)]
+    unsafe fn quantize<K: QuantizeActs>(&mut self, t: usize, src: &[f32]) {
+        let blocks = src.len() / QK;
+        assert!(t < SUPER_T && blocks * QK <= PANEL);
+        let (xq, xd) = (self.xq.as_mut_ptr().cast::<i8>(), self.xd.as_mut_ptr().cast::<f32>());
+        // SAFETY: `src` holds `32·blocks` floats; token `t` owns `XQ_STRIDE ≥ PANEL` quants
+        // and `XD_STRIDE ≥ PANEL/32` scales of the buffers.
+        unsafe { K::quantize(src.as_ptr(), xq.add(t * XQ_STRIDE), xd.add(t * XD_STRIDE), blocks) };
+    }
+
+    /// Pointers to the quants and scales of tokens `t0..t0 + T`.
+    #[inline(always)]
+    fn tokens<const T: usize>(&self, t0: usize) -> ([*const i8; T], [*const f32; T]) {
+        let (xq, xd) = (self.xq.as_ptr().cast::<i8>(), self.xd.as_ptr().cast::<f32>());
+        let mut out = ([core::ptr::null(); T], [core::ptr::null(); T]);
+        for t in 0..T {
+            // `wrapping_add` keeps this safe; the callers only read tokens they quantized.
+            out.0[t] = xq.wrapping_add((t0 + t) * XQ_STRIDE);
+            out.1[t] = xd.wrapping_add((t0 + t) * XD_STRIDE);
+        }
+        out
+    }
+}
+
 /// Bytes of weight rows swept for every token group before moving on (cache blocking for
 /// prefill: the block stays in L2 while all token groups pass over it).
 const ROW_BLOCK_BYTES: usize = 128 * 1024;
@@ -290,11 +343,7 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
         out.fill(0.0);
         return;
     }
-    // Uninitialised on purpose (zeroing 36 KiB per call is measurable on small matrices):
-    // only the parts written by `K::quantize` are read, through raw pointers.
-    let mut xq = MaybeUninit::<[[i8; PANEL]; SUPER_T]>::uninit();
-    let mut xd = MaybeUninit::<[[f32; PANEL / QK]; SUPER_T]>::uninit();
-    let (xq, xd) = (xq.as_mut_ptr().cast::<i8>(), xd.as_mut_ptr().cast::<f32>());
+    let mut acts = ActPanel::new();
     let mut s0 = 0;
     while s0 < job.tokens {
         let sn = (job.tokens - s0).min(SUPER_T);
@@ -303,26 +352,17 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
             let pb = (nb - b0).min(PANEL / QK);
             for t in 0..sn {
                 let src = &job.x[(s0 + t) * job.cols + b0 * QK..][..pb * QK];
-                // SAFETY: `src` holds `32·pb` floats; token `t < SUPER_T` has `PANEL ≥ 32·pb`
-                // quants and `PANEL/32 ≥ pb` scales in the buffers.
-                unsafe { K::quantize(src.as_ptr(), xq.add(t * PANEL), xd.add(t * (PANEL / QK)), pb) };
+                // SAFETY: the ISA is the caller's promise.
+                unsafe { acts.quantize::<K>(t, src) };
             }
             let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
             let mut i0 = 0;
             while i0 < job.count {
                 let rows = i0..(i0 + rb).min(job.count);
-                let mut t = 0;
-                while t < sn {
-                    let tn = sn - t;
-                    // SAFETY: the panel buffers hold tokens `t..t + tn < SUPER_T`, just written.
-                    let panel = unsafe {
-                        Panel { xq: xq.add(t * PANEL), xd: xd.add(t * (PANEL / QK)), t0: s0 + t, b0, pb, nb }
-                    };
-                    // SAFETY: shapes were checked above, the panel's tokens were just
-                    // written, and the ISA is the caller's promise.
-                    unsafe { with_int_tile_shape!(tn, quant_rows_int::<W, K>(job, out, &panel, rows.clone())) };
-                    t += tn;
-                }
+                let panel = Panel { acts: &acts, t0: s0, b0, pb, nb };
+                // SAFETY: shapes were checked above, the panel's `sn` tokens were just
+                // written, and the ISA is the caller's promise.
+                unsafe { with_int_tile_shape!(sn, quant_rows_int::<W, K>(job, out, &panel, rows.clone())) };
                 i0 = rows.end;
             }
             b0 += pb;
@@ -331,11 +371,10 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
     }
 }
 
-/// One quantized activation panel: tokens `t0..`, blocks `b0..b0 + pb` of `nb` per row.
-/// Token `t0 + t`'s quants start at `xq + t·PANEL` and its scales at `xd + t·PANEL/32`.
-struct Panel {
-    xq: *const i8,
-    xd: *const f32,
+/// One quantized activation panel: tokens `t0..` (buffer tokens `0..`), blocks
+/// `b0..b0 + pb` of `nb` per row.
+struct Panel<'a> {
+    acts: &'a ActPanel,
     t0: usize,
     b0: usize,
     pb: usize,
@@ -349,15 +388,11 @@ struct Panel {
 unsafe fn quant_rows_int<W, K: QuantTile<W>, const R: usize, const T: usize>(
     job: &MatmulJob<'_, W>,
     out: &mut [f32],
-    p: &Panel,
+    p: &Panel<'_>,
     rows: Range<usize>,
 ) {
     let (first, count) = (job.first, job.count);
-    let (mut xq, mut xd) = ([core::ptr::null::<i8>(); T], [core::ptr::null::<f32>(); T]);
-    for t in 0..T {
-        // SAFETY: `t < T` stays inside the panel's initialised tokens.
-        (xq[t], xd[t]) = unsafe { (p.xq.add(t * PANEL), p.xd.add(t * (PANEL / QK))) };
-    }
+    let (xq, xd) = p.acts.tokens::<T>(0);
     let mut store = |i: usize, t: usize, v: f32| {
         let o = &mut out[(p.t0 + t) * count + i];
         *o = if p.b0 == 0 { v } else { *o + v };

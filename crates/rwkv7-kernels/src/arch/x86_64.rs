@@ -372,251 +372,346 @@ unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]; R]) -> [[
     res
 }
 
-impl QuantTile<BlockQ8_0> for Avx2 {
-    /// Whole groups of 8 blocks: the 8 weight scales are widened in one instruction, and
-    /// each block's `d_w` and `d_x` are lane-splat from vectors, so the per-block work is
-    /// the integer dot product (as in [`int_blocks_single`]) plus `cvt`, one multiply for
-    /// `d_w·d_x` and one FMA. The remaining blocks go through [`int_blocks_single`].
-    /// Every output gets the same operations whatever `R` and `T` are.
+/// A block type whose integer path multiplies two blocks `b`, `b + 1` at once: the
+/// 128-bit halves of both blocks share one 256-bit vector (`[half of b | half of b + 1]`),
+/// so `madd` leaves block `b`'s sums in lanes 0–3 and block `b + 1`'s in lanes 4–7, and a
+/// single `cvt`, multiply by `[d_w·d_x of b ×4 | of b + 1 ×4]` and FMA serve both blocks.
+trait PairBlock: QBlock + Sized {
+    /// One token's activations for a pair, prepared once and reused by every row.
+    type X: Copy;
+    /// One row's weights for a pair, prepared once and reused by every token.
+    type W: Copy;
+
+    /// The activations of blocks `b`, `b + 1` of one token.
+    ///
+    /// # Safety
+    /// `xq` valid for `32·(b + 2)` quants and `xd` for `b + 2` scales; AVX2 enabled.
+    unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Self::X;
+
+    /// Blocks `b`, `b + 1` of a row (prefetching further along it), with `dw` the row's 8
+    /// widened scales of the group holding them and `pair` their index in it (0..4).
+    ///
+    /// # Safety
+    /// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
+    unsafe fn prep_w(w: *const Self, b: usize, dw: __m256, pair: usize) -> Self::W;
+
+    /// `acc + cvt(exact Σ code·x per lane) · (d_w·d_x)` for one row and one token.
+    ///
+    /// # Safety
+    /// AVX2 and FMA enabled.
+    unsafe fn pair_fma(w: &Self::W, x: &Self::X, acc: __m256) -> __m256;
+}
+
+/// `[lo 128 bits of a | lo of b]` and `[hi of a | hi of b]`.
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn halves(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe { (_mm256_permute2x128_si256::<0x20>(a, b), _mm256_permute2x128_si256::<0x31>(a, b)) }
+}
+
+/// `[d_x,b ×4 | d_x,b+1 ×4]` from one token's block scales.
+///
+/// # Safety
+/// `xd` valid for `b + 2` scales; AVX2 enabled.
+#[inline(always)]
+unsafe fn pair_dx(xd: *const f32, b: usize) -> __m256 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let d2 = _mm_castpd_ps(_mm_load_sd(xd.add(b).cast()));
+        lane_splat(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1))
+    }
+}
+
+/// `[d_w,b ×4 | d_w,b+1 ×4]` from the group's 8 widened weight scales.
+///
+/// # Safety
+/// AVX2 enabled; `pair < 4`.
+#[inline(always)]
+unsafe fn pair_dw(dw: __m256, pair: usize) -> __m256 {
+    let j = 2 * pair as i32;
+    // SAFETY: register-only; AVX2 is the caller's promise.
+    unsafe { lane_splat(dw, _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1)) }
+}
+
+/// A token's Q8_0 pair: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi` the elements 16..32,
+/// and the scales ([`pair_dx`]).
+#[derive(Clone, Copy)]
+struct Q8PairX {
+    xlo: __m256i,
+    xhi: __m256i,
+    dx: __m256,
+}
+
+/// A row's Q8_0 pair, arranged as [`Q8PairX`]: the signed codes (for their signs) and
+/// their magnitudes, plus the weight scales ([`pair_dw`]).
+#[derive(Clone, Copy)]
+struct Q8PairW {
+    wlo: __m256i,
+    whi: __m256i,
+    alo: __m256i,
+    ahi: __m256i,
+    dw: __m256,
+}
+
+impl PairBlock for BlockQ8_0 {
+    type X = Q8PairX;
+    type W = Q8PairW;
+
     #[inline(always)]
-    unsafe fn int_tile<const R: usize, const T: usize>(
-        w: [*const BlockQ8_0; R],
-        xq: [*const i8; T],
-        xd: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
-        // quants and `nb` scales behind every activation pointer, and the ISA.
+    unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Q8PairX {
+        // SAFETY: the caller's contract.
         unsafe {
-            let ones = _mm256_set1_epi16(1);
-            let mut acc = [[_mm256_setzero_ps(); T]; R];
-            let groups = nb / GROUP;
-            for g in 0..groups {
-                let b0 = g * GROUP;
-                let mut dw = [_mm256_setzero_ps(); R];
-                for r in 0..R {
-                    dw[r] = scales8(w[r].add(b0));
-                }
-                for j in 0..GROUP {
-                    let (b, lane) = (b0 + j, _mm256_set1_epi32(j as i32));
-                    let mut xv = [_mm256_setzero_si256(); T];
-                    let mut dx = [_mm256_setzero_ps(); T];
-                    for t in 0..T {
-                        xv[t] = _mm256_loadu_si256(xq[t].add(b * QK).cast());
-                        dx[t] = _mm256_broadcast_ss(&*xd[t].add(b));
-                    }
-                    for r in 0..R {
-                        prefetch(w[r].add(b));
-                        let wv = BlockQ8_0::codes(w[r].add(b));
-                        let wabs = _mm256_sign_epi8(wv, wv);
-                        let dwb = lane_splat(dw[r], lane);
-                        for t in 0..T {
-                            let xs = _mm256_sign_epi8(xv[t], wv);
-                            let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, xs), ones);
-                            let scale = _mm256_mul_ps(dwb, dx[t]);
-                            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][t]);
-                        }
-                    }
-                }
-            }
-            int_blocks_single(w, xq, xd, groups * GROUP, nb, &mut acc);
-            hsum_all(&acc)
+            let (xlo, xhi) =
+                halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast()));
+            Q8PairX { xlo, xhi, dx: pair_dx(xd, b) }
         }
     }
 
     #[inline(always)]
-    unsafe fn deq_tile<const R: usize, const T: usize>(
-        w: [*const BlockQ8_0; R],
-        x: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        // SAFETY: forwarded contract.
-        unsafe { deq_tile(w, x, nb) }
+    unsafe fn prep_w(w: *const Self, b: usize, dw: __m256, pair: usize) -> Q8PairW {
+        // SAFETY: the caller's contract.
+        unsafe {
+            prefetch(w.add(b));
+            let (wlo, whi) = halves(BlockQ8_0::codes(w.add(b)), BlockQ8_0::codes(w.add(b + 1)));
+            let (alo, ahi) = (_mm256_sign_epi8(wlo, wlo), _mm256_sign_epi8(whi, whi));
+            Q8PairW { wlo, whi, alo, ahi, dw: pair_dw(dw, pair) }
+        }
+    }
+
+    /// `|w|` (unsigned) × `x·sign(w)` with `maddubs`: pairs of products, no saturation
+    /// because `|x| ≤ 127` (`2·128·127 < 2¹⁵`); `madd` with ones widens each half to
+    /// i32, and the halves are added.
+    #[inline(always)]
+    unsafe fn pair_fma(w: &Q8PairW, x: &Q8PairX, acc: __m256) -> __m256 {
+        // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let lo = _mm256_maddubs_epi16(w.alo, _mm256_sign_epi8(x.xlo, w.wlo));
+            let hi = _mm256_maddubs_epi16(w.ahi, _mm256_sign_epi8(x.xhi, w.whi));
+            let isum = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(w.dw, x.dx), acc)
+        }
     }
 }
 
-/// One token's activations for a pair of blocks `b`, `b + 1`, arranged as the Q4_0 tile
-/// multiplies them: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi = [x_b[16..32] | …]`, the
-/// code offset `8·Σx` in the lanes `madd` produces, and `[d_x,b ×4 | d_x,b+1 ×4]`.
+/// A token's Q4_0 pair: activations arranged as the nibbles ([`Q4PairW`]), the code
+/// offset `8·Σx` in the lanes `madd` produces, and the scales ([`pair_dx`]).
 #[derive(Clone, Copy)]
-struct Q4Pair {
+struct Q4PairX {
     xlo: __m256i,
     xhi: __m256i,
     offset: __m256i,
     dx: __m256,
 }
 
-/// The [`Q4Pair`] of blocks `b`, `b + 1` of one token.
-///
-/// # Safety
-/// `xq` valid for `32·(b + 2)` quants and `xd` for `b + 2` scales; AVX2 enabled.
-#[inline(always)]
-unsafe fn q4_pair(xq: *const i8, xd: *const f32, b: usize) -> Q4Pair {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let xa = _mm256_loadu_si256(xq.add(b * QK).cast());
-        let xb = _mm256_loadu_si256(xq.add((b + 1) * QK).cast());
-        let xlo = _mm256_permute2x128_si256::<0x20>(xa, xb);
-        let xhi = _mm256_permute2x128_si256::<0x31>(xa, xb);
-        let eight = _mm256_set1_epi8(8);
-        let eight_x = _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo), _mm256_maddubs_epi16(eight, xhi));
-        let offset = _mm256_madd_epi16(eight_x, _mm256_set1_epi16(1));
-        let d2 = _mm_castpd_ps(_mm_load_sd(xd.add(b).cast()));
-        let dx = lane_splat(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-        Q4Pair { xlo, xhi, offset, dx }
-    }
+/// A row's Q4_0 pair: the nibbles of `[qs_b | qs_b+1]` masked (low nibbles: elements 0..16
+/// of each block) and shifted (high nibbles: 16..32), both *unsigned* codes 0..15, and
+/// the weight scales ([`pair_dw`]).
+#[derive(Clone, Copy)]
+struct Q4PairW {
+    lo: __m256i,
+    hi: __m256i,
+    dw: __m256,
 }
 
-/// One row's pair `b`, `b + 1` (after prefetching further along the row): the unsigned
-/// low and high nibbles (see the Q4_0 tile's docs) and the two weight scales
-/// `[d_b ×4 | d_b+1 ×4]` from `dw`, the row's 8 scales of the group (`pair` in 0..4).
-///
-/// # Safety
-/// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
-#[inline(always)]
-unsafe fn q4_pair_weights(w: *const BlockQ4_0, b: usize, dw: __m256, pair: usize) -> (__m256i, __m256i, __m256) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        prefetch(w.add(b));
-        let q = _mm256_loadu2_m128i(
-            core::ptr::addr_of!((*w.add(b + 1)).qs).cast(),
-            core::ptr::addr_of!((*w.add(b)).qs).cast(),
-        );
-        let low4 = _mm256_set1_epi8(0x0F);
-        let j = 2 * pair as i32;
-        let dwb = lane_splat(dw, _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1));
-        (_mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4), dwb)
-    }
-}
+impl PairBlock for BlockQ4_0 {
+    type X = Q4PairX;
+    type W = Q4PairW;
 
-/// `acc + cvt(Σ (q − 8)·x per lane) · (d_w·d_x)` for one pair of one row and one token.
-///
-/// # Safety
-/// AVX2 and FMA enabled.
-#[inline(always)]
-unsafe fn q4_pair_fma(w: (__m256i, __m256i, __m256), x: &Q4Pair, acc: __m256) -> __m256 {
-    // SAFETY: register-only intrinsics; the ISA is the caller's promise.
-    unsafe {
-        let (lo, hi, dwb) = w;
-        let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, x.xlo), _mm256_maddubs_epi16(hi, x.xhi));
-        let isum = _mm256_sub_epi32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)), x.offset);
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dwb, x.dx), acc)
-    }
-}
-
-impl QuantTile<BlockQ4_0> for Avx2 {
-    /// Whole groups of 8 blocks, two blocks per step. The nibbles of blocks `b` and
-    /// `b + 1` are loaded as one 256-bit vector `[qs_b | qs_b+1]`; masking gives the low
-    /// nibbles (elements 0..16 of each block) and shifting the high ones (16..32), both as
-    /// *unsigned* codes 0..15, which `maddubs` takes directly against the activations
-    /// rearranged to match ([`Q4Pair`]). The two products are added as i16 (at most
-    /// `4·15·127 < 2¹⁵`), `madd` with ones gives 8 i32 lanes (lanes 0–3 block `b`, 4–7
-    /// block `b + 1`), and subtracting the same lanes of `8·Σx` (the code offset) makes the
-    /// sums exact `Σ (q − 8)·x`. Then `cvt`, one multiply by `[d_w·d_x of b ×4 | of b + 1
-    /// ×4]` and one FMA per pair ([`q4_pair_fma`]). The remaining blocks go through
-    /// [`int_blocks_single`]. Every output gets the same operations whatever `R` and `T`
-    /// are, and so does [`QuantTile::int_rows`], which prepares the pairs once.
     #[inline(always)]
-    unsafe fn int_tile<const R: usize, const T: usize>(
-        w: [*const BlockQ4_0; R],
-        xq: [*const i8; T],
-        xd: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
-        // quants and `nb` scales behind every activation pointer, and the ISA.
+    unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Q4PairX {
+        // SAFETY: the caller's contract.
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); T]; R];
-            let groups = nb / GROUP;
-            for g in 0..groups {
-                let b0 = g * GROUP;
-                let mut dw = [_mm256_setzero_ps(); R];
-                for r in 0..R {
-                    dw[r] = scales8(w[r].add(b0));
-                }
-                for pair in 0..GROUP / 2 {
-                    let b = b0 + 2 * pair;
-                    let mut x = [q4_pair(xq[0], xd[0], b); T];
-                    for t in 1..T {
-                        x[t] = q4_pair(xq[t], xd[t], b);
-                    }
-                    for r in 0..R {
-                        let wp = q4_pair_weights(w[r], b, dw[r], pair);
-                        for t in 0..T {
-                            acc[r][t] = q4_pair_fma(wp, &x[t], acc[r][t]);
-                        }
-                    }
-                }
-            }
-            int_blocks_single(w, xq, xd, groups * GROUP, nb, &mut acc);
-            hsum_all(&acc)
+            let (xlo, xhi) =
+                halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast()));
+            let eight = _mm256_set1_epi8(8);
+            let eight_x = _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo), _mm256_maddubs_epi16(eight, xhi));
+            let offset = _mm256_madd_epi16(eight_x, _mm256_set1_epi16(1));
+            Q4PairX { xlo, xhi, offset, dx: pair_dx(xd, b) }
         }
     }
 
-    /// The tokens' [`Q4Pair`]s are prepared once (on the stack: at most a panel's 64 pairs
-    /// per token, 8 KiB) and reused by every row; then each row runs exactly the tile's
-    /// operations.
     #[inline(always)]
-    unsafe fn int_rows<const T: usize>(
-        w: *const BlockQ4_0,
-        stride: usize,
-        n: usize,
-        xq: [*const i8; T],
-        xd: [*const f32; T],
-        nb: usize,
-        store: &mut dyn FnMut(usize, usize, f32),
-    ) {
-        const MAX_PAIRS: usize = super::PANEL / QK / 2;
+    unsafe fn prep_w(w: *const Self, b: usize, dw: __m256, pair: usize) -> Q4PairW {
+        // SAFETY: the caller's contract.
+        unsafe {
+            prefetch(w.add(b));
+            let q = _mm256_loadu2_m128i(
+                core::ptr::addr_of!((*w.add(b + 1)).qs).cast(),
+                core::ptr::addr_of!((*w.add(b)).qs).cast(),
+            );
+            let low4 = _mm256_set1_epi8(0x0F);
+            let (lo, hi) = (_mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4));
+            Q4PairW { lo, hi, dw: pair_dw(dw, pair) }
+        }
+    }
+
+    /// `maddubs` takes the unsigned nibbles against the activations directly; the two
+    /// products are added as i16 (at most `4·15·127 < 2¹⁵`), `madd` with ones gives 8
+    /// i32 lanes, and subtracting `8·Σx` makes them exact `Σ (q − 8)·x`.
+    #[inline(always)]
+    unsafe fn pair_fma(w: &Q4PairW, x: &Q4PairX, acc: __m256) -> __m256 {
+        // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+        unsafe {
+            let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(w.lo, x.xlo), _mm256_maddubs_epi16(w.hi, x.xhi));
+            let isum = _mm256_sub_epi32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)), x.offset);
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(w.dw, x.dx), acc)
+        }
+    }
+}
+
+/// [`QuantTile::int_tile`] for a [`PairBlock`]: whole groups of 8 blocks (their 8 weight
+/// scales widened in one instruction), two blocks per step; the blocks after the last
+/// whole group go through [`int_blocks_single`]. Every output gets the same operations
+/// whatever `R` and `T` are, and so does [`pair_int_rows`].
+///
+/// # Safety
+/// As [`QuantTile::int_tile`].
+#[inline(always)]
+unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
+    w: [*const W; R],
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+    nb: usize,
+) -> [[f32; T]; R] {
+    // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
+    // quants and `nb` scales behind every activation pointer, and the ISA.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
         let groups = nb / GROUP;
-        let n_pairs = groups * GROUP / 2;
-        if n_pairs > MAX_PAIRS {
-            // Not reached through the driver (a panel has at most MAX_PAIRS pairs).
-            // SAFETY: forwarded contract.
-            unsafe { super::int_rows_by_tile::<BlockQ4_0, Self, T>(w, stride, n, xq, xd, nb, store) };
-            return;
-        }
-        // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales
-        // per token, and the ISA; `pairs[t]` holds `n_pairs ≤ MAX_PAIRS` entries.
-        unsafe {
-            // Uninitialised on purpose (zeroing up to 64 KiB per call is measurable): only
-            // the first `n_pairs` entries per token are written, and only those are read.
-            let mut pairs = [[core::mem::MaybeUninit::<Q4Pair>::uninit(); MAX_PAIRS]; T];
-            for t in 0..T {
-                for (k, p) in pairs[t].iter_mut().enumerate().take(n_pairs) {
-                    p.write(q4_pair(xq[t], xd[t], 2 * k));
-                }
+        for g in 0..groups {
+            let b0 = g * GROUP;
+            let mut dw = [_mm256_setzero_ps(); R];
+            for r in 0..R {
+                dw[r] = scales8(w[r].add(b0));
             }
-            for i in 0..n {
-                let row = w.add(i * stride);
-                let mut acc = [[_mm256_setzero_ps(); T]; 1];
-                for g in 0..groups {
-                    let dw = scales8(row.add(g * GROUP));
-                    for pair in 0..GROUP / 2 {
-                        let k = g * GROUP / 2 + pair;
-                        let wp = q4_pair_weights(row, 2 * k, dw, pair);
-                        for t in 0..T {
-                            acc[0][t] = q4_pair_fma(wp, pairs[t][k].assume_init_ref(), acc[0][t]);
-                        }
+            for pair in 0..GROUP / 2 {
+                let b = b0 + 2 * pair;
+                let mut x = [W::prep_x(xq[0], xd[0], b); T];
+                for t in 1..T {
+                    x[t] = W::prep_x(xq[t], xd[t], b);
+                }
+                for r in 0..R {
+                    let wp = W::prep_w(w[r], b, dw[r], pair);
+                    for t in 0..T {
+                        acc[r][t] = W::pair_fma(&wp, &x[t], acc[r][t]);
                     }
                 }
-                int_blocks_single([row], xq, xd, groups * GROUP, nb, &mut acc);
-                for t in 0..T {
-                    store(i, t, hsum(acc[0][t]));
+            }
+        }
+        int_blocks_single(w, xq, xd, groups * GROUP, nb, &mut acc);
+        hsum_all(&acc)
+    }
+}
+
+/// [`QuantTile::int_rows`] for a [`PairBlock`]: the tokens' pairs are prepared once, on
+/// the stack (at most a panel's 64 pairs per token), stored pair-major so that the `T`
+/// tokens of a pair sit together in L1 (token-major, they would lie a multiple of 4 KiB
+/// apart, in the same L1 set); then each row runs exactly [`pair_int_tile`]'s operations.
+///
+/// # Safety
+/// As [`QuantTile::int_rows`].
+#[inline(always)]
+unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
+    w: *const W,
+    stride: usize,
+    n: usize,
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+    nb: usize,
+    store: &mut dyn FnMut(usize, usize, f32),
+) where
+    Avx2: QuantTile<W>,
+{
+    const MAX_PAIRS: usize = super::PANEL / QK / 2;
+    let groups = nb / GROUP;
+    let n_pairs = groups * GROUP / 2;
+    if n_pairs > MAX_PAIRS {
+        // Not reached through the driver (a panel has at most MAX_PAIRS pairs).
+        // SAFETY: forwarded contract.
+        unsafe { super::int_rows_by_tile::<W, Avx2, T>(w, stride, n, xq, xd, nb, store) };
+        return;
+    }
+    // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales
+    // per token, and the ISA; `pairs` holds `n_pairs ≤ MAX_PAIRS` entries per token.
+    unsafe {
+        // Uninitialised on purpose (zeroing up to 64 KiB per call is measurable): only
+        // the first `n_pairs` pairs are written, and only those are read.
+        let mut pairs = [[const { core::mem::MaybeUninit::<W::X>::uninit() }; T]; MAX_PAIRS];
+        for (k, per_token) in pairs.iter_mut().enumerate().take(n_pairs) {
+            for t in 0..T {
+                per_token[t].write(W::prep_x(xq[t], xd[t], 2 * k));
+            }
+        }
+        for i in 0..n {
+            let row = w.add(i * stride);
+            let mut acc = [[_mm256_setzero_ps(); T]; 1];
+            for g in 0..groups {
+                let dw = scales8(row.add(g * GROUP));
+                for pair in 0..GROUP / 2 {
+                    let k = g * GROUP / 2 + pair;
+                    let wp = W::prep_w(row, 2 * k, dw, pair);
+                    for t in 0..T {
+                        acc[0][t] = W::pair_fma(&wp, pairs[k][t].assume_init_ref(), acc[0][t]);
+                    }
                 }
+            }
+            int_blocks_single([row], xq, xd, groups * GROUP, nb, &mut acc);
+            for t in 0..T {
+                store(i, t, hsum(acc[0][t]));
             }
         }
     }
-
-    #[inline(always)]
-    unsafe fn deq_tile<const R: usize, const T: usize>(
-        w: [*const BlockQ4_0; R],
-        x: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        // SAFETY: forwarded contract.
-        unsafe { deq_tile(w, x, nb) }
-    }
 }
+
+/// The integer tiles of both legacy block types are the pair tiles; they differ only in
+/// how a pair is prepared and multiplied ([`PairBlock`]).
+macro_rules! pair_quant_tile {
+    ($block:ty) => {
+        impl QuantTile<$block> for Avx2 {
+            #[inline(always)]
+            unsafe fn int_tile<const R: usize, const T: usize>(
+                w: [*const $block; R],
+                xq: [*const i8; T],
+                xd: [*const f32; T],
+                nb: usize,
+            ) -> [[f32; T]; R] {
+                // SAFETY: forwarded contract.
+                unsafe { pair_int_tile(w, xq, xd, nb) }
+            }
+
+            #[inline(always)]
+            unsafe fn int_rows<const T: usize>(
+                w: *const $block,
+                stride: usize,
+                n: usize,
+                xq: [*const i8; T],
+                xd: [*const f32; T],
+                nb: usize,
+                store: &mut dyn FnMut(usize, usize, f32),
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { pair_int_rows(w, stride, n, xq, xd, nb, store) }
+            }
+
+            #[inline(always)]
+            unsafe fn deq_tile<const R: usize, const T: usize>(
+                w: [*const $block; R],
+                x: [*const f32; T],
+                nb: usize,
+            ) -> [[f32; T]; R] {
+                // SAFETY: forwarded contract.
+                unsafe { deq_tile(w, x, nb) }
+            }
+        }
+    };
+}
+
+pair_quant_tile!(BlockQ8_0);
+pair_quant_tile!(BlockQ4_0);
 
 /// Per block, 4 chunks of 8: `w = f32(code)·d` (the dequantized value, rounded as in
 /// the scalar spec), then one FMA per chunk into the output's 8-lane accumulator.
