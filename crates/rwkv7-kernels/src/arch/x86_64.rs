@@ -412,6 +412,17 @@ unsafe fn halves(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
     unsafe { (_mm256_permute2x128_si256::<0x20>(a, b), _mm256_permute2x128_si256::<0x31>(a, b)) }
 }
 
+/// One token's quants of blocks `b`, `b + 1` as [`halves`]: `[x_b[0..16] | x_b+1[0..16]]`
+/// and `[x_b[16..32] | x_b+1[16..32]]`.
+///
+/// # Safety
+/// `xq` valid for `32·(b + 2)` quants; AVX2 enabled.
+#[inline(always)]
+unsafe fn act_halves(xq: *const i8, b: usize) -> (__m256i, __m256i) {
+    // SAFETY: the caller's contract.
+    unsafe { halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast())) }
+}
+
 /// `[d_x,b ×4 | d_x,b+1 ×4]` from one token's block scales.
 ///
 /// # Safety
@@ -464,8 +475,7 @@ impl PairBlock for BlockQ8_0 {
     unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Q8PairX {
         // SAFETY: the caller's contract.
         unsafe {
-            let (xlo, xhi) =
-                halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast()));
+            let (xlo, xhi) = act_halves(xq, b);
             Q8PairX { xlo, xhi, dx: pair_dx(xd, b) }
         }
     }
@@ -525,8 +535,7 @@ impl PairBlock for BlockQ4_0 {
     unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Q4PairX {
         // SAFETY: the caller's contract.
         unsafe {
-            let (xlo, xhi) =
-                halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast()));
+            let (xlo, xhi) = act_halves(xq, b);
             let eight = _mm256_set1_epi8(8);
             let eight_x = _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo), _mm256_maddubs_epi16(eight, xhi));
             let offset = _mm256_madd_epi16(eight_x, _mm256_set1_epi16(1));
