@@ -3,7 +3,7 @@
 //! panic (exit 101) or a signal. The corpus is built here, byte by byte, from a small
 //! valid RWKV-7 file, so every defect sits exactly where the test says it does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// A GGUF metadata value, for the hand-built files.
@@ -330,16 +330,15 @@ fn corpus() -> Vec<Case> {
     cases
 }
 
-fn tmp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rwkv7-malformed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when the returned guard drops (also when a test fails).
+fn tmp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("rwkv7-malformed-").tempdir().unwrap()
 }
 
 #[test]
 fn the_valid_base_file_runs() {
-    let dir = tmp_dir().join("valid");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tmp_dir();
+    let dir = tmp.path().to_path_buf();
     let path = dir.join("valid.gguf");
     std::fs::write(&path, Builder::valid().bytes()).unwrap();
     let out = dir.join("logits.f32");
@@ -353,8 +352,8 @@ fn the_valid_base_file_runs() {
 
 #[test]
 fn every_malformed_file_fails_cleanly() {
-    let dir = tmp_dir().join("corpus");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tmp_dir();
+    let dir = tmp.path().to_path_buf();
     let corpus = corpus();
     for case in &corpus {
         let path = dir.join(format!("{}.gguf", case.name));
@@ -368,8 +367,8 @@ fn every_malformed_file_fails_cleanly() {
 
 #[test]
 fn bad_token_ids_and_missing_files_fail_cleanly() {
-    let dir = tmp_dir().join("misc");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tmp_dir();
+    let dir = tmp.path().to_path_buf();
     let path = dir.join("valid.gguf");
     std::fs::write(&path, Builder::valid().bytes()).unwrap();
     let out = dir.join("logits.f32");
