@@ -288,8 +288,14 @@ const GROUP: usize = 8;
 unsafe fn scales8<W: QBlock>(p: *const W) -> __m256 {
     // SAFETY: blocks `p[0..8]` are readable (caller); F16C is enabled.
     unsafe {
-        let d = |j: usize| W::scale_bits(p.add(j)) as i16;
-        _mm256_cvtph_ps(_mm_setr_epi16(d(0), d(1), d(2), d(3), d(4), d(5), d(6), d(7)))
+        // Packed four at a time in general-purpose registers (integer shifts and ors),
+        // then moved over in two 64-bit halves: inserting 8 halfwords one by one into a
+        // vector took 8 shuffle-port µops per group, the ports the pair tiles' lane
+        // shuffles and nibble shifts also need.
+        let d = |j: usize| u64::from(W::scale_bits(p.add(j)));
+        let lo = d(0) | d(1) << 16 | d(2) << 32 | d(3) << 48;
+        let hi = d(4) | d(5) << 16 | d(6) << 32 | d(7) << 48;
+        _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
     }
 }
 
