@@ -280,25 +280,6 @@ impl QBlock for BlockQ4_0 {
 /// Blocks whose f16 scales are widened together into one 8-lane f32 vector.
 const GROUP: usize = 8;
 
-/// The scales of blocks `p[0..8]`, widened to f32: lane `j` is block `j`'s `d`.
-///
-/// # Safety
-/// `p` valid for 8 blocks; AVX2 and F16C enabled in the caller.
-#[inline(always)]
-unsafe fn scales8<W: QBlock>(p: *const W) -> __m256 {
-    // SAFETY: blocks `p[0..8]` are readable (caller); F16C is enabled.
-    unsafe {
-        // Packed four at a time in general-purpose registers (integer shifts and ors),
-        // then moved over in two 64-bit halves: inserting 8 halfwords one by one into a
-        // vector took 8 shuffle-port µops per group, the ports the pair tiles' lane
-        // shuffles and nibble shifts also need.
-        let d = |j: usize| u64::from(W::scale_bits(p.add(j)));
-        let lo = d(0) | d(1) << 16 | d(2) << 32 | d(3) << 48;
-        let hi = d(4) | d(5) << 16 | d(6) << 32 | d(7) << 48;
-        _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
-    }
-}
-
 /// Asks for the cache line [`PREFETCH_BYTES`] past `p` (a hint: it never faults, so
 /// the address may lie past the matrix).
 ///
@@ -309,16 +290,6 @@ unsafe fn prefetch<W>(p: *const W) {
     // SAFETY: a prefetch reads nothing architecturally and cannot fault; `wrapping_add`
     // keeps the pointer arithmetic defined even past the allocation.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(PREFETCH_BYTES)) }
-}
-
-/// Lane `i` of `v` in all 8 lanes.
-///
-/// # Safety
-/// AVX2 enabled in the caller.
-#[inline(always)]
-unsafe fn lane_splat(v: __m256, i: __m256i) -> __m256 {
-    // SAFETY: AVX2 is enabled in the (inlining) caller.
-    unsafe { _mm256_permutevar8x32_ps(v, i) }
 }
 
 /// The integer path, one block at a time (blocks after the last whole [`GROUP`]): the
@@ -379,33 +350,78 @@ unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]; R]) -> [[
 }
 
 /// A block type whose integer path multiplies two blocks `b`, `b + 1` at once: the
-/// 128-bit halves of both blocks share one 256-bit vector (`[half of b | half of b + 1]`),
-/// so `madd` leaves block `b`'s sums in lanes 0–3 and block `b + 1`'s in lanes 4–7, and a
-/// single `cvt`, multiply by `[d_w·d_x of b ×4 | of b + 1 ×4]` and FMA serve both blocks.
+/// 128-bit halves of both blocks share one vector (`[half of b | half of b + 1]`), so
+/// `madd` leaves block `b`'s sums in lanes 0–3 and block `b + 1`'s in lanes 4–7. The four
+/// pairs of a group of 8 blocks are then reduced to one vector of 8 exact block sums
+/// ([`reduce_group`]), which gets a single `cvt`, multiply by `d_w·d_x` and FMA.
 trait PairBlock: QBlock + Sized {
     /// One token's activations for a pair, prepared once and reused by every row.
     type X: Copy;
     /// One row's weights for a pair, prepared once and reused by every token.
     type W: Copy;
+    /// Whether the codes are stored with an offset of 8 (Q4_0), so that the exact sum is
+    /// `Σ q·x − 8·Σx`.
+    const OFFSET8: bool;
 
     /// The activations of blocks `b`, `b + 1` of one token.
     ///
     /// # Safety
-    /// `xq` valid for `32·(b + 2)` quants and `xd` for `b + 2` scales; AVX2 enabled.
-    unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Self::X;
+    /// `xq` valid for `32·(b + 2)` quants; AVX2 enabled.
+    unsafe fn prep_x(xq: *const i8, b: usize) -> Self::X;
 
-    /// Blocks `b`, `b + 1` of a row (prefetching further along it), with `dw` the row's 8
-    /// widened scales of the group holding them and `pair` their index in it (0..4).
+    /// Blocks `b`, `b + 1` of a row (prefetching further along it).
     ///
     /// # Safety
     /// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
-    unsafe fn prep_w(w: *const Self, b: usize, dw: __m256, pair: usize) -> Self::W;
+    unsafe fn prep_w(w: *const Self, b: usize) -> Self::W;
 
-    /// `acc + cvt(exact Σ code·x per lane) · (d_w·d_x)` for one row and one token.
+    /// The exact sums of `code·x` of the pair, in the lanes `madd` leaves them (Q4_0: the
+    /// stored codes 0..15, before the offset).
     ///
     /// # Safety
-    /// AVX2 and FMA enabled.
-    unsafe fn pair_fma(w: &Self::W, x: &Self::X, acc: __m256) -> __m256;
+    /// AVX2 enabled.
+    unsafe fn pair_isum(w: &Self::W, x: &Self::X) -> __m256i;
+
+    /// The pair's `Σx` per lane as [`PairBlock::pair_isum`] arranges its sums.
+    ///
+    /// # Safety
+    /// AVX2 enabled.
+    unsafe fn pair_xsum(x: &Self::X) -> __m256i;
+}
+
+/// The order in which [`reduce_group`] leaves a group's 8 block sums: `vphaddd` works
+/// within 128-bit lanes, so the low lane collects the even blocks and the high lane the
+/// odd ones. Scales are arranged to match.
+const GROUP_ORDER: [usize; GROUP] = [0, 2, 4, 6, 1, 3, 5, 7];
+
+/// The 8 exact block sums of a group from its 4 pairs' lanes, in [`GROUP_ORDER`]: pair `p`
+/// holds block `2p` in lanes 0–3 and `2p + 1` in lanes 4–7; two rounds of horizontal adds
+/// of neighbours give `[b0 b2 | b1 b3]`-shaped halves, and a third merges them. Integer
+/// adds, so exact (each block sum is at most `32·128·127 < 2³¹`).
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn reduce_group(p: [__m256i; 4]) -> __m256i {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe { _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3])) }
+}
+
+/// The 8 f16 scales of blocks `p[0..8]` widened to f32 in [`GROUP_ORDER`].
+///
+/// # Safety
+/// `p` valid for 8 blocks; AVX2 and F16C enabled.
+#[inline(always)]
+unsafe fn group_scales<W: QBlock>(p: *const W) -> __m256 {
+    // SAFETY: blocks `p[0..8]` are readable (caller); F16C is enabled.
+    unsafe {
+        // Packed four at a time in general-purpose registers, then moved over in two
+        // 64-bit halves (inserting 8 halfwords one by one costs 8 shuffle µops).
+        let d = |j: usize| u64::from(W::scale_bits(p.add(GROUP_ORDER[j])));
+        let lo = d(0) | d(1) << 16 | d(2) << 32 | d(3) << 48;
+        let hi = d(4) | d(5) << 16 | d(6) << 32 | d(7) << 48;
+        _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+    }
 }
 
 /// `[lo 128 bits of a | lo of b]` and `[hi of a | hi of b]`.
@@ -429,128 +445,89 @@ unsafe fn act_halves(xq: *const i8, b: usize) -> (__m256i, __m256i) {
     unsafe { halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast())) }
 }
 
-/// `[d_x,b ×4 | d_x,b+1 ×4]` from one token's block scales.
-///
-/// # Safety
-/// `xd` valid for `b + 2` scales; AVX2 enabled.
-#[inline(always)]
-unsafe fn pair_dx(xd: *const f32, b: usize) -> __m256 {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let d2 = _mm_castpd_ps(_mm_load_sd(xd.add(b).cast()));
-        lane_splat(_mm256_castps128_ps256(d2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1))
-    }
-}
-
-/// `[d_w,b ×4 | d_w,b+1 ×4]` from the group's 8 widened weight scales.
-///
-/// # Safety
-/// AVX2 enabled; `pair < 4`.
-#[inline(always)]
-unsafe fn pair_dw(dw: __m256, pair: usize) -> __m256 {
-    let j = 2 * pair as i32;
-    // SAFETY: register-only; AVX2 is the caller's promise.
-    unsafe { lane_splat(dw, _mm256_setr_epi32(j, j, j, j, j + 1, j + 1, j + 1, j + 1)) }
-}
-
-/// A token's Q8_0 pair: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi` the elements 16..32,
-/// and the scales ([`pair_dx`]).
+/// A token's pair of blocks: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi` the elements 16..32.
 #[derive(Clone, Copy)]
-struct Q8PairX {
+struct PairX {
     xlo: __m256i,
     xhi: __m256i,
-    dx: __m256,
 }
 
-/// A row's Q8_0 pair, arranged as [`Q8PairX`]: the signed codes (for their signs) and
-/// their magnitudes, plus the weight scales ([`pair_dw`]).
+/// A row's Q8_0 pair, arranged as [`PairX`]: the signed codes (for their signs) and
+/// their magnitudes.
 #[derive(Clone, Copy)]
 struct Q8PairW {
     wlo: __m256i,
     whi: __m256i,
     alo: __m256i,
     ahi: __m256i,
-    dw: __m256,
 }
 
 impl PairBlock for BlockQ8_0 {
-    type X = Q8PairX;
+    type X = PairX;
     type W = Q8PairW;
+    const OFFSET8: bool = false;
 
     #[inline(always)]
-    unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Q8PairX {
+    unsafe fn prep_x(xq: *const i8, b: usize) -> PairX {
         // SAFETY: the caller's contract.
-        unsafe {
-            let (xlo, xhi) = act_halves(xq, b);
-            Q8PairX { xlo, xhi, dx: pair_dx(xd, b) }
-        }
+        let (xlo, xhi) = unsafe { act_halves(xq, b) };
+        PairX { xlo, xhi }
     }
 
     #[inline(always)]
-    unsafe fn prep_w(w: *const Self, b: usize, dw: __m256, pair: usize) -> Q8PairW {
+    unsafe fn prep_w(w: *const Self, b: usize) -> Q8PairW {
         // SAFETY: the caller's contract.
         unsafe {
             prefetch(w.add(b));
             let (wlo, whi) = halves(BlockQ8_0::codes(w.add(b)), BlockQ8_0::codes(w.add(b + 1)));
             let (alo, ahi) = (_mm256_sign_epi8(wlo, wlo), _mm256_sign_epi8(whi, whi));
-            Q8PairW { wlo, whi, alo, ahi, dw: pair_dw(dw, pair) }
+            Q8PairW { wlo, whi, alo, ahi }
         }
     }
 
     /// `|w|` (unsigned) × `x·sign(w)` with `maddubs`: pairs of products, no saturation
     /// because `|x| ≤ 127` (`2·128·127 < 2¹⁵`); `madd` with ones widens each half to
-    /// i32, and the halves are added.
+    /// i32 (adding the i16 halves first could overflow), and the halves are added.
     #[inline(always)]
-    unsafe fn pair_fma(w: &Q8PairW, x: &Q8PairX, acc: __m256) -> __m256 {
+    unsafe fn pair_isum(w: &Q8PairW, x: &PairX) -> __m256i {
         // SAFETY: register-only intrinsics; the ISA is the caller's promise.
         unsafe {
             let ones = _mm256_set1_epi16(1);
             let lo = _mm256_maddubs_epi16(w.alo, _mm256_sign_epi8(x.xlo, w.wlo));
             let hi = _mm256_maddubs_epi16(w.ahi, _mm256_sign_epi8(x.xhi, w.whi));
-            let isum = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(w.dw, x.dx), acc)
+            _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones))
         }
+    }
+
+    #[inline(always)]
+    unsafe fn pair_xsum(_: &PairX) -> __m256i {
+        // SAFETY: no memory access; AVX is the caller's promise.
+        unsafe { _mm256_setzero_si256() }
     }
 }
 
-/// A token's Q4_0 pair: activations arranged as the nibbles ([`Q4PairW`]), the code
-/// offset `8·Σx` in the lanes `madd` produces, and the scales ([`pair_dx`]).
-#[derive(Clone, Copy)]
-struct Q4PairX {
-    xlo: __m256i,
-    xhi: __m256i,
-    offset: __m256i,
-    dx: __m256,
-}
-
 /// A row's Q4_0 pair: the nibbles of `[qs_b | qs_b+1]` masked (low nibbles: elements 0..16
-/// of each block) and shifted (high nibbles: 16..32), both *unsigned* codes 0..15, and
-/// the weight scales ([`pair_dw`]).
+/// of each block) and shifted (high nibbles: 16..32), both *unsigned* codes 0..15.
 #[derive(Clone, Copy)]
 struct Q4PairW {
     lo: __m256i,
     hi: __m256i,
-    dw: __m256,
 }
 
 impl PairBlock for BlockQ4_0 {
-    type X = Q4PairX;
+    type X = PairX;
     type W = Q4PairW;
+    const OFFSET8: bool = true;
 
     #[inline(always)]
-    unsafe fn prep_x(xq: *const i8, xd: *const f32, b: usize) -> Q4PairX {
+    unsafe fn prep_x(xq: *const i8, b: usize) -> PairX {
         // SAFETY: the caller's contract.
-        unsafe {
-            let (xlo, xhi) = act_halves(xq, b);
-            let eight = _mm256_set1_epi8(8);
-            let eight_x = _mm256_add_epi16(_mm256_maddubs_epi16(eight, xlo), _mm256_maddubs_epi16(eight, xhi));
-            let offset = _mm256_madd_epi16(eight_x, _mm256_set1_epi16(1));
-            Q4PairX { xlo, xhi, offset, dx: pair_dx(xd, b) }
-        }
+        let (xlo, xhi) = unsafe { act_halves(xq, b) };
+        PairX { xlo, xhi }
     }
 
     #[inline(always)]
-    unsafe fn prep_w(w: *const Self, b: usize, dw: __m256, pair: usize) -> Q4PairW {
+    unsafe fn prep_w(w: *const Self, b: usize) -> Q4PairW {
         // SAFETY: the caller's contract.
         unsafe {
             prefetch(w.add(b));
@@ -559,29 +536,105 @@ impl PairBlock for BlockQ4_0 {
                 core::ptr::addr_of!((*w.add(b)).qs).cast(),
             );
             let low4 = _mm256_set1_epi8(0x0F);
-            let (lo, hi) = (_mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4));
-            Q4PairW { lo, hi, dw: pair_dw(dw, pair) }
+            Q4PairW { lo: _mm256_and_si256(q, low4), hi: _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4) }
         }
     }
 
     /// `maddubs` takes the unsigned nibbles against the activations directly; the two
-    /// products are added as i16 (at most `4·15·127 < 2¹⁵`), `madd` with ones gives 8
-    /// i32 lanes, and subtracting `8·Σx` makes them exact `Σ (q − 8)·x`.
+    /// products are added as i16 (at most `4·15·127 < 2¹⁵`) and `madd` with ones widens.
     #[inline(always)]
-    unsafe fn pair_fma(w: &Q4PairW, x: &Q4PairX, acc: __m256) -> __m256 {
+    unsafe fn pair_isum(w: &Q4PairW, x: &PairX) -> __m256i {
         // SAFETY: register-only intrinsics; the ISA is the caller's promise.
         unsafe {
             let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(w.lo, x.xlo), _mm256_maddubs_epi16(w.hi, x.xhi));
-            let isum = _mm256_sub_epi32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)), x.offset);
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(w.dw, x.dx), acc)
+            _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// `Σx` with `maddubs` against ones (pairs, at most `2·127`) and `madd` with ones.
+    #[inline(always)]
+    unsafe fn pair_xsum(x: &PairX) -> __m256i {
+        // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+        unsafe {
+            let one = _mm256_set1_epi8(1);
+            let s16 = _mm256_add_epi16(_mm256_maddubs_epi16(one, x.xlo), _mm256_maddubs_epi16(one, x.xhi));
+            _mm256_madd_epi16(s16, _mm256_set1_epi16(1))
         }
     }
 }
 
-/// [`QuantTile::int_tile`] for a [`PairBlock`]: whole groups of 8 blocks (their 8 weight
-/// scales widened in one instruction), two blocks per step; the blocks after the last
-/// whole group go through [`int_blocks_single`]. Every output gets the same operations
-/// whatever `R` and `T` are, and so does [`pair_int_rows`].
+/// One token's activations for a group of 8 blocks, prepared once for every row: the 4
+/// pairs, the code offset `8·Σx` per block (Q4_0; zero otherwise) and the block scales,
+/// both in [`GROUP_ORDER`].
+#[derive(Clone, Copy)]
+struct GroupX<X> {
+    pairs: [X; GROUP / 2],
+    offset: __m256i,
+    dx: __m256,
+}
+
+/// The [`GroupX`] of blocks `b0..b0 + 8` of one token.
+///
+/// # Safety
+/// `xq` valid for `32·(b0 + 8)` quants and `xd` for `b0 + 8` scales; AVX2 enabled.
+#[inline(always)]
+unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> GroupX<W::X> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        // No closures (`map`, `from_fn`) in these helpers: a closure is compiled without
+        // the entry point's target features, and every intrinsic in it becomes a call.
+        let pairs = [W::prep_x(xq, b0), W::prep_x(xq, b0 + 2), W::prep_x(xq, b0 + 4), W::prep_x(xq, b0 + 6)];
+        let offset = if W::OFFSET8 {
+            let sums = reduce_group([
+                W::pair_xsum(&pairs[0]),
+                W::pair_xsum(&pairs[1]),
+                W::pair_xsum(&pairs[2]),
+                W::pair_xsum(&pairs[3]),
+            ]);
+            _mm256_slli_epi32::<3>(sums)
+        } else {
+            _mm256_setzero_si256()
+        };
+        let order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        let dx = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xd.add(b0)), order);
+        GroupX { pairs, offset, dx }
+    }
+}
+
+/// `acc + cvt(exact block sums) · (d_w·d_x)` over one group, for one row (its 4 prepared
+/// pairs `w` and widened scales `dw`) and one token.
+///
+/// # Safety
+/// AVX2 and FMA enabled.
+#[inline(always)]
+unsafe fn group_fma<W: PairBlock>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX<W::X>, acc: __m256) -> __m256 {
+    // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+    unsafe {
+        let sums = reduce_group([
+            W::pair_isum(&w[0], &x.pairs[0]),
+            W::pair_isum(&w[1], &x.pairs[1]),
+            W::pair_isum(&w[2], &x.pairs[2]),
+            W::pair_isum(&w[3], &x.pairs[3]),
+        ]);
+        let exact = if W::OFFSET8 { _mm256_sub_epi32(sums, x.offset) } else { sums };
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), _mm256_mul_ps(dw, x.dx), acc)
+    }
+}
+
+/// A row's 4 pairs of the group starting at block `b0`.
+///
+/// # Safety
+/// `w` valid for blocks `b0..b0 + 8`; AVX2 enabled.
+#[inline(always)]
+unsafe fn prep_group_w<W: PairBlock>(w: *const W, b0: usize) -> [W::W; GROUP / 2] {
+    // SAFETY: the caller's contract.
+    unsafe { [W::prep_w(w, b0), W::prep_w(w, b0 + 2), W::prep_w(w, b0 + 4), W::prep_w(w, b0 + 6)] }
+}
+
+/// [`QuantTile::int_tile`] for a [`PairBlock`]: whole groups of 8 blocks through
+/// [`group_fma`]; the blocks after the last whole group go through
+/// [`int_blocks_single`]. Every output gets the same operations whatever `R` and `T`
+/// are, and so does [`pair_int_rows`].
 ///
 /// # Safety
 /// As [`QuantTile::int_tile`].
@@ -599,21 +652,14 @@ unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
         let groups = nb / GROUP;
         for g in 0..groups {
             let b0 = g * GROUP;
-            let mut dw = [_mm256_setzero_ps(); R];
-            for r in 0..R {
-                dw[r] = scales8(w[r].add(b0));
+            let mut x = [prep_group::<W>(xq[0], xd[0], b0); T];
+            for t in 1..T {
+                x[t] = prep_group::<W>(xq[t], xd[t], b0);
             }
-            for pair in 0..GROUP / 2 {
-                let b = b0 + 2 * pair;
-                let mut x = [W::prep_x(xq[0], xd[0], b); T];
-                for t in 1..T {
-                    x[t] = W::prep_x(xq[t], xd[t], b);
-                }
-                for r in 0..R {
-                    let wp = W::prep_w(w[r], b, dw[r], pair);
-                    for t in 0..T {
-                        acc[r][t] = W::pair_fma(&wp, &x[t], acc[r][t]);
-                    }
+            for r in 0..R {
+                let (wg, dw) = (prep_group_w(w[r], b0), group_scales(w[r].add(b0)));
+                for t in 0..T {
+                    acc[r][t] = group_fma::<W>(&wg, dw, &x[t], acc[r][t]);
                 }
             }
         }
@@ -622,9 +668,9 @@ unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
     }
 }
 
-/// [`QuantTile::int_rows`] for a [`PairBlock`]: the tokens' pairs are prepared once, on
-/// the stack (at most a panel's 64 pairs per token), stored pair-major so that the `T`
-/// tokens of a pair sit together in L1 (token-major, they would lie a multiple of 4 KiB
+/// [`QuantTile::int_rows`] for a [`PairBlock`]: the tokens' groups are prepared once, on
+/// the stack (at most a panel's 16 groups per token), stored group-major so that the `T`
+/// tokens of a group sit together in L1 (token-major, they would lie a multiple of 4 KiB
 /// apart, in the same L1 set); then each row runs exactly [`pair_int_tile`]'s operations.
 ///
 /// # Safety
@@ -641,37 +687,32 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
 ) where
     Avx2: QuantTile<W>,
 {
-    const MAX_PAIRS: usize = super::PANEL / QK / 2;
+    const MAX_GROUPS: usize = super::PANEL / QK / GROUP;
     let groups = nb / GROUP;
-    let n_pairs = groups * GROUP / 2;
-    if n_pairs > MAX_PAIRS {
-        // Not reached through the driver (a panel has at most MAX_PAIRS pairs).
+    if groups > MAX_GROUPS {
+        // Not reached through the driver (a panel has at most MAX_GROUPS groups).
         // SAFETY: forwarded contract.
         unsafe { super::int_rows_by_tile::<W, Avx2, T>(w, stride, n, xq, xd, nb, store) };
         return;
     }
     // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales
-    // per token, and the ISA; `pairs` holds `n_pairs ≤ MAX_PAIRS` entries per token.
+    // per token, and the ISA; `prepared` holds `groups ≤ MAX_GROUPS` entries per token.
     unsafe {
-        // Uninitialised on purpose (zeroing up to 64 KiB per call is measurable): only
-        // the first `n_pairs` pairs are written, and only those are read.
-        let mut pairs = [[const { core::mem::MaybeUninit::<W::X>::uninit() }; T]; MAX_PAIRS];
-        for (k, per_token) in pairs.iter_mut().enumerate().take(n_pairs) {
+        // Uninitialised on purpose (zeroing up to 40 KiB per call is measurable): only
+        // the first `groups` entries are written, and only those are read.
+        let mut prepared = [[const { core::mem::MaybeUninit::<GroupX<W::X>>::uninit() }; T]; MAX_GROUPS];
+        for (g, per_token) in prepared.iter_mut().enumerate().take(groups) {
             for t in 0..T {
-                per_token[t].write(W::prep_x(xq[t], xd[t], 2 * k));
+                per_token[t].write(prep_group::<W>(xq[t], xd[t], g * GROUP));
             }
         }
         for i in 0..n {
             let row = w.add(i * stride);
             let mut acc = [[_mm256_setzero_ps(); T]; 1];
-            for g in 0..groups {
-                let dw = scales8(row.add(g * GROUP));
-                for pair in 0..GROUP / 2 {
-                    let k = g * GROUP / 2 + pair;
-                    let wp = W::prep_w(row, 2 * k, dw, pair);
-                    for t in 0..T {
-                        acc[0][t] = W::pair_fma(&wp, pairs[k][t].assume_init_ref(), acc[0][t]);
-                    }
+            for (g, per_token) in prepared.iter().enumerate().take(groups) {
+                let (wg, dw) = (prep_group_w(row, g * GROUP), group_scales(row.add(g * GROUP)));
+                for t in 0..T {
+                    acc[0][t] = group_fma::<W>(&wg, dw, per_token[t].assume_init_ref(), acc[0][t]);
                 }
             }
             int_blocks_single([row], xq, xd, groups * GROUP, nb, &mut acc);
