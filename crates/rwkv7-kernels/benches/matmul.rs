@@ -51,8 +51,8 @@ impl Rng {
 }
 
 /// `(rows, cols, tokens)`: a 768-wide layer (0.1B/0.4B models), a 2048-wide layer (1.5B),
-/// the 65536×768 vocabulary head (decode only), with decode `T = 1` and prefill chunks
-/// `T = 16, 64`.
+/// the 65536×768 vocabulary head and a 4096×1024 layer (0.4B FFN; decode only), with decode
+/// `T = 1` and prefill chunks `T = 16, 64`.
 const SHAPES: &[(usize, usize, usize)] = &[
     (768, 768, 1),
     (768, 768, 16),
@@ -61,6 +61,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (2048, 2048, 16),
     (2048, 2048, 64),
     (65536, 768, 1),
+    (4096, 1024, 1),
 ];
 
 fn matmul(c: &mut Criterion) {

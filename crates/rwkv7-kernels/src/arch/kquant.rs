@@ -1,15 +1,17 @@
 //! The integer-path driver for the K-quant super-block types (Q4_K, Q5_K, Q6_K).
 //!
-//! Same loop structure and determinism contract as `quant_matmul_int` in `arch/mod.rs`
-//! (token groups of [`SUPER_T`] quantized once per [`PANEL`] of columns, row blocks,
-//! token groups of up to [`MAX_T`], row tiles), but a weight unit holds
-//! [`KBlock::ELEMS`] = 256 columns instead of 32, so a panel is `PANEL / 256` = 16
-//! super-blocks. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
+//! Same activation panels and determinism contract as `quant_matmul_int` in
+//! `arch/mod.rs`: per group of up to [`SUPER_T`] tokens and per [`PANEL`] of columns the
+//! activations are quantized once; then every weight row of the call is multiplied
+//! against all the group's tokens, one row at a time ([`KTile::int_rows`]). A weight
+//! unit holds [`KBlock::ELEMS`] = 256 columns instead of 32, so a panel is
+//! `PANEL / 256` = 16 super-blocks. One row at a time keeps a single linear stream
+//! through the weights (decode is memory-bound, see [`super::PREFETCH_BYTES`]), and the
+//! ISA can prepare the tokens' per-super-block activation terms once per call instead of
+//! once per row tile. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use core::ops::Range;
-
-use super::{ActPanel, MAX_T, PANEL, QuantizeActs, SUPER_T, row_block};
+use super::{ActPanel, PANEL, QuantizeActs, SUPER_T};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 
@@ -28,6 +30,35 @@ pub(crate) trait KTile<W> {
         xd: [*const f32; T],
         nb: usize,
     ) -> [[f32; T]; R];
+
+    /// `n` rows against `T` tokens: `store(i, t, int_tile::<1, T>([w + i·stride], xq, xd,
+    /// nb)[0][t])` for `i < n`, `t < T`, bit for bit. An ISA may override it to prepare
+    /// the tokens' activation terms once for all rows (the default runs the tile row by
+    /// row).
+    ///
+    /// # Safety
+    /// Rows `w + i·stride` for `i < n` valid for `nb` blocks; otherwise as
+    /// [`KTile::int_tile`].
+    #[inline(always)]
+    unsafe fn int_rows<const T: usize>(
+        w: *const W,
+        stride: usize,
+        n: usize,
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        nb: usize,
+        store: &mut impl FnMut(usize, usize, f32),
+    ) where
+        Self: Sized,
+    {
+        for i in 0..n {
+            // SAFETY: forwarded contract, row `i`.
+            let res = unsafe { Self::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
+            for (t, &v) in res[0].iter().enumerate() {
+                store(i, t, v);
+            }
+        }
+    }
 }
 
 /// The driver. The first panel writes `out`, later ones add to it.
@@ -38,7 +69,7 @@ pub(crate) trait KTile<W> {
 pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
     job.check(W::ELEMS, out.len());
     let nb = job.cols / W::ELEMS;
-    if nb == 0 {
+    if nb == 0 || job.count == 0 {
         out.fill(0.0);
         return;
     }
@@ -55,27 +86,20 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                 // SAFETY: the ISA is the caller's promise.
                 unsafe { acts.quantize::<K>(t, src) };
             }
-            let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
-            let mut i0 = 0;
-            while i0 < job.count {
-                let rows = i0..(i0 + rb).min(job.count);
-                let mut t = 0;
-                while t < sn {
-                    let tn = (sn - t).min(MAX_T);
-                    let p = KPanel { acts: &acts, t, t0: s0 + t, b0, pb, nb };
-                    // SAFETY: shapes checked above, the panel's tokens were just written,
-                    // and the ISA is the caller's promise.
-                    unsafe {
-                        match tn {
-                            1 => rows_int::<W, K, 4, 1>(job, out, &p, rows.clone()),
-                            2 => rows_int::<W, K, 4, 2>(job, out, &p, rows.clone()),
-                            3 => rows_int::<W, K, 2, 3>(job, out, &p, rows.clone()),
-                            _ => rows_int::<W, K, 2, 4>(job, out, &p, rows.clone()),
-                        }
-                    }
-                    t += tn;
+            let p = KPanel { acts: &acts, t0: s0, b0, pb, nb };
+            // SAFETY: shapes checked above, the panel's `sn` tokens were just written, and
+            // the ISA is the caller's promise.
+            unsafe {
+                match sn {
+                    1 => rows_int::<W, K, 1>(job, out, &p),
+                    2 => rows_int::<W, K, 2>(job, out, &p),
+                    3 => rows_int::<W, K, 3>(job, out, &p),
+                    4 => rows_int::<W, K, 4>(job, out, &p),
+                    5 => rows_int::<W, K, 5>(job, out, &p),
+                    6 => rows_int::<W, K, 6>(job, out, &p),
+                    7 => rows_int::<W, K, 7>(job, out, &p),
+                    _ => rows_int::<W, K, 8>(job, out, &p),
                 }
-                i0 = rows.end;
             }
             b0 += pb;
         }
@@ -83,56 +107,30 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
     }
 }
 
-/// A quantized panel: tokens `t0..` (buffer tokens `t..`), super-blocks `b0..b0 + pb`
+/// A quantized panel: tokens `t0..` (buffer tokens `0..`), super-blocks `b0..b0 + pb`
 /// of `nb` per row.
 struct KPanel<'a> {
     acts: &'a ActPanel,
-    t: usize,
     t0: usize,
     b0: usize,
     pb: usize,
     nb: usize,
 }
 
+/// Every row of the call against the panel's `T` tokens.
+///
 /// # Safety
-/// As [`kquant_matmul_int`]; `p` holds `T` initialised tokens; `rows.end <= count`.
+/// As [`kquant_matmul_int`]; `p` holds `T` initialised tokens; `count > 0`.
 #[inline(always)]
-unsafe fn rows_int<W: KBlock, K: KTile<W>, const R: usize, const T: usize>(
-    job: &MatmulJob<'_, W>,
-    out: &mut [f32],
-    p: &KPanel<'_>,
-    rows: Range<usize>,
-) {
+unsafe fn rows_int<W: KBlock, K: KTile<W>, const T: usize>(job: &MatmulJob<'_, W>, out: &mut [f32], p: &KPanel<'_>) {
     let (first, count) = (job.first, job.count);
-    let (xq, xd) = p.acts.tokens::<T>(p.t);
+    let (xq, xd) = p.acts.tokens::<T>(0);
     let mut store = |i: usize, t: usize, v: f32| {
         let o = &mut out[(p.t0 + t) * count + i];
         *o = if p.b0 == 0 { v } else { *o + v };
     };
-    let mut i = rows.start;
-    while i < rows.end {
-        if i + R <= rows.end {
-            let mut ws = [core::ptr::null::<W>(); R];
-            for r in 0..R {
-                ws[r] = job.w[(first + i + r) * p.nb + p.b0..].as_ptr();
-            }
-            // SAFETY: each row pointer starts at block `b0` of a checked row with `pb`
-            // blocks left; the panel holds `pb` blocks per token.
-            let res = unsafe { K::int_tile::<R, T>(ws, xq, xd, p.pb) };
-            for r in 0..R {
-                for t in 0..T {
-                    store(i + r, t, res[r][t]);
-                }
-            }
-            i += R;
-        } else {
-            let ws = [job.w[(first + i) * p.nb + p.b0..].as_ptr()];
-            // SAFETY: as above, for the single row `first + i`.
-            let res = unsafe { K::int_tile::<1, T>(ws, xq, xd, p.pb) };
-            for t in 0..T {
-                store(i, t, res[0][t]);
-            }
-            i += 1;
-        }
-    }
+    let w0 = job.w[first * p.nb + p.b0..].as_ptr();
+    // SAFETY: rows `first..first + count` are inside the checked matrix, each with `pb`
+    // blocks left from block `b0`; the panel holds `T` tokens' `pb` blocks.
+    unsafe { K::int_rows::<T>(w0, p.nb, count, xq, xd, p.pb, &mut store) };
 }

@@ -4,21 +4,36 @@
 //! `x86_64-avx2` kernel set; that set is handed out only when the CPU has AVX2, FMA and
 //! F16C (see `arch/x86_64.rs`), the invariant every entry point's `// SAFETY:` relies on.
 //!
-//! Per group of 32 columns and output: `maddubs` of the unsigned codes (Q4_K/Q5_K
-//! `0..32`, Q6_K `0..64`) against the activations gives 16 i16 pair sums (at most
-//! `2·63·127 < 2¹⁵`, no saturation), `madd` with the sub-block scales
-//! gives 8 exact i32 lanes of `isum`, converted and added with one FMA by `d·xd`. The
-//! Q4_K/Q5_K min term is one FMA per super-block: the 8 exact group sums `Σxq` (computed
-//! once per token, shared by the rows) scaled by `xd`, times `−dmin·m` for the 8 groups.
-//! Q6_K's `−32` code offset is the same kind of term: `−32·d·sc` times the 16-element sums.
+//! # One super-block of one row against one token ([`KRow::block_fma`])
+//!
+//! The codes are unpacked to unsigned bytes (Q4_K `0..16`, Q5_K `0..32`, Q6_K `0..64`)
+//! and multiplied with the activation quants by `maddubs`: 16 i16 sums of two products
+//! per group of 32, at most `2·63·127 < 2¹⁵` (no saturation). Instead of converting
+//! every group to float on its own (a `cvt` and an FMA by a broadcast `d·xd` per group),
+//! the 8 groups' sums are reduced *across lanes* with pairwise adds ([`group_tree`]) to
+//! one vector whose lane `g` is the exact integer `Σ code·xq` of group `g` (Q6_K: of each
+//! 16-element sub-block, two vectors). The sub-scales then multiply lane by lane in f32
+//! (exact: every `isum` is below 2²⁴, KBlock docs), and one FMA by the lane vector
+//! `d·xd_g` adds the super-block to the output's accumulator. The terms that do not
+//! depend on the codes — Q4_K/Q5_K's `−dmin·m_g·Σxq_g` and Q6_K's `−32·Σxq` — come from
+//! per-token sums prepared once per call ([`KRow::prep_x`]).
+//!
+//! # Rows and tokens ([`int_rows`])
+//!
+//! A row's super-block is unpacked once ([`KRow::prep_w`]: codes, scales, mins) and
+//! used by every token; the tokens' per-super-block terms are prepared once for all the
+//! rows of the call and kept on the stack, super-block-major. Rows run one at a time
+//! (one linear stream through the weights, prefetched [`PREFETCH_BYTES`] ahead). Every
+//! output gets the same operations whatever the number of rows and tokens of the call.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::kquant::{KTile, kquant_matmul_int};
-use super::x86_64::{f16_bytes_to_f32, hsum};
-use super::{PREFETCH_BYTES, QuantizeActs};
+use super::x86_64::hsum;
+use super::{PANEL, PREFETCH_BYTES, QuantizeActs};
 use crate::MatmulJob;
-use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K, unpack_scales_mins};
+use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K};
 
 /// The AVX2 K-quant kernels (legacy types use the scalar ones).
 pub(crate) const KQ: KQuantKernels =
@@ -55,175 +70,289 @@ impl QuantizeActs for Avx2K {
     }
 }
 
-/// Q4_K and Q5_K as seen by the tile: scales, mins and the codes of one group.
-trait ScaleMin {
-    /// `(d, dmin, scales, mins)`.
+/// Super-blocks per activation panel: the most a token's prepared terms need.
+const PANEL_BLOCKS: usize = PANEL / QK_K;
+
+/// A K-quant block type as the AVX2 row kernel sees it.
+trait KRow: Sized {
+    /// One token's terms for one super-block, prepared once per call.
+    type X: Copy;
+    /// One row's super-block unpacked, used by every token.
+    type W: Copy;
+
+    /// The terms of the super-block whose 256 quants are at `xq` and 8 scales at `xd`.
     ///
     /// # Safety
-    /// `p` valid for one block; F16C enabled in the caller.
-    unsafe fn header(p: *const Self) -> (f32, f32, [u8; 8], [u8; 8]);
-    /// Group `g`'s 32 codes as unsigned bytes (`0..32`).
+    /// `xq` valid for 256 quants, `xd` for 8 scales; AVX2 and FMA enabled.
+    unsafe fn prep_x(xq: *const i8, xd: *const f32) -> Self::X;
+
+    /// The super-block at `p` unpacked (and the weights [`PREFETCH_BYTES`] further
+    /// along the row requested).
     ///
     /// # Safety
-    /// `p` valid for one block, `g < 8`; AVX2 enabled in the caller.
-    unsafe fn codes(p: *const Self, g: usize) -> __m256i;
+    /// `p` valid for one block; AVX2, FMA and F16C enabled.
+    unsafe fn prep_w(p: *const Self) -> Self::W;
+
+    /// `acc` plus the super-block's contribution for one token, whose 256 quants are at
+    /// `xq` and terms are `x`.
+    ///
+    /// # Safety
+    /// `xq` valid for 256 quants; AVX2 and FMA enabled.
+    unsafe fn block_fma(w: &Self::W, xq: *const i8, x: &Self::X, acc: __m256) -> __m256;
 }
 
-/// The nibbles of group `g` from the 128 bytes at `qs`: low for even `g`, high for odd.
+/// Requests the cache lines [`PREFETCH_BYTES`] past the block at `p`: one per 64 bytes
+/// of the block, so that consecutive blocks of a row leave no line out (the gap between
+/// the last request of one block and the first of the next is at most 64 bytes). A
+/// prefetch never faults, so the address may lie past the matrix.
 ///
 /// # Safety
-/// `qs` valid for 128 bytes, `g < 8`; AVX2 enabled in the caller.
+/// SSE enabled in the caller.
 #[inline(always)]
-unsafe fn nibbles(qs: *const u8, g: usize) -> __m256i {
-    // SAFETY: bytes `32(g/2)..32(g/2) + 32` are inside the 128 (caller).
+unsafe fn prefetch_block<W>(p: *const W) {
+    let ahead = p.cast::<i8>().wrapping_add(PREFETCH_BYTES);
+    for k in 0..core::mem::size_of::<W>().div_ceil(64) {
+        // SAFETY: a prefetch reads nothing architecturally and cannot fault; `wrapping_add`
+        // keeps the pointer arithmetic defined past the allocation.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * k)) }
+    }
+}
+
+/// The 8 `maddubs` results of one super-block: group `g`'s pair sums against `xq`.
+///
+/// # Safety
+/// `xq` valid for 256 quants; AVX2 enabled.
+#[inline(always)]
+unsafe fn products(codes: &[__m256i; 8], xq: *const i8) -> [__m256i; 8] {
+    // SAFETY: group `g`'s 32 quants are inside the 256 (caller).
+    unsafe { core::array::from_fn(|g| _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()))) }
+}
+
+/// Lane `g` of the result is the sum of all 16 i16 lanes of `p[g]` (exact), for pair
+/// sums `|p| ≤ 7874` (Q5_K's `2·31·127`; the two i16 levels stay below `4·7874 < 2¹⁵`).
+///
+/// Two rounds of `hadd_epi16` leave, in each 128-bit half, two adjacent i16 per group
+/// (`q0`: groups 0..4, `q1`: 4..8); `madd` by ones adds those pairs into i32, and the
+/// halves are swapped into place and added: lane `g` = group `g`.
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn group_tree(p: [__m256i; 8]) -> __m256i {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
     unsafe {
-        let q = _mm256_loadu_si256(qs.add(32 * (g / 2)).cast());
-        let q = if g.is_multiple_of(2) { q } else { _mm256_srli_epi16::<4>(q) };
-        _mm256_and_si256(q, _mm256_set1_epi8(0x0F))
+        let ones = _mm256_set1_epi16(1);
+        let h01 = _mm256_hadd_epi16(p[0], p[1]);
+        let h23 = _mm256_hadd_epi16(p[2], p[3]);
+        let h45 = _mm256_hadd_epi16(p[4], p[5]);
+        let h67 = _mm256_hadd_epi16(p[6], p[7]);
+        let q0 = _mm256_madd_epi16(_mm256_hadd_epi16(h01, h23), ones);
+        let q1 = _mm256_madd_epi16(_mm256_hadd_epi16(h45, h67), ones);
+        let lo = _mm256_permute2x128_si256::<0x20>(q0, q1);
+        let hi = _mm256_permute2x128_si256::<0x31>(q0, q1);
+        _mm256_add_epi32(lo, hi)
+    }
+}
+
+/// The 16-element sub-block sums of `p` (pair sums `|p| ≤ 16002`, Q6_K's `2·63·127`;
+/// one i16 round stays below 2¹⁵): `a` holds groups 0..4 (lanes 0..4: first halves,
+/// lanes 4..8: second halves), `b` groups 4..8 likewise. One `hadd_epi16`, `madd` by
+/// ones, then `hadd_epi32` (each 128-bit half of `p[g]` is one sub-block).
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn half_group_tree(p: [__m256i; 8]) -> (__m256i, __m256i) {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        let m: [__m256i; 4] =
+            core::array::from_fn(|i| _mm256_madd_epi16(_mm256_hadd_epi16(p[2 * i], p[2 * i + 1]), ones));
+        (_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]))
+    }
+}
+
+/// `maddubs` of ones against a super-block's quants: pair sums of the activations.
+///
+/// # Safety
+/// `xq` valid for 256 quants; AVX2 enabled.
+#[inline(always)]
+unsafe fn activation_pairs(xq: *const i8) -> [__m256i; 8] {
+    // SAFETY: forwarded contract.
+    unsafe { products(&[_mm256_set1_epi8(1); 8], xq) }
+}
+
+/// A token's Q4_K/Q5_K super-block terms: `xd` (lane `g`: group `g`'s scale) and
+/// `xsd = xd_g·f32(Σ xq_g)` (the group sums are exact integers).
+#[derive(Clone, Copy)]
+struct SmX {
+    xd: __m256,
+    xsd: __m256,
+}
+
+/// A row's Q4_K/Q5_K super-block: the 8 groups' unsigned codes, the sub-scales as f32
+/// (lane `g`), `d` in every lane, and `dmin·m_g` (lane `g`).
+#[derive(Clone, Copy)]
+struct SmW {
+    codes: [__m256i; 8],
+    sc: __m256,
+    d: __m256,
+    dmin_m: __m256,
+}
+
+/// Q4_K and Q5_K: the header is shared, the codes differ.
+trait ScaleMin: Sized {
+    /// The 8 groups' codes as unsigned bytes.
+    ///
+    /// # Safety
+    /// `p` valid for one block; AVX2 enabled.
+    unsafe fn codes(p: *const Self) -> [__m256i; 8];
+}
+
+/// The 4 header bytes `d`, `dmin` (f16) and the 12 packed scale bytes at `p` unpacked:
+/// `(d, dmin)` each in every lane, the 8 scales and the 8 mins as f32 (lane `g`).
+///
+/// The 6-bit fields are unpacked with 32-bit word operations as
+/// [`kquant::unpack_scales_mins`] describes (`w0, w1, w2` the three words): dwords
+/// `[w0, w2, w1, w2 >> 4]` masked with `[0x3f…, 0x0f…, 0x3f…, 0x0f…]`, or'ed with
+/// `[0, w0 >> 2, 0, w1 >> 2]` masked with `0x30…` (the top two bits of each byte moved
+/// to bits 4, 5), give the bytes `sc0..4, sc4..8, m0..4, m4..8`.
+///
+/// # Safety
+/// `p` valid for 20 bytes (Q4_K/Q5_K blocks are longer); AVX2 and F16C enabled.
+#[inline(always)]
+unsafe fn scale_min_header(p: *const u8) -> (__m256, __m256, __m256, __m256) {
+    // SAFETY: bytes `p..p + 20` are readable (caller); the rest is register-only.
+    unsafe {
+        let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned()));
+        let v = _mm_loadu_si128(p.add(4).cast());
+        // _MM_SHUFFLE(2, 1, 2, 0): dwords [w0, w2, w1, w2]; then w2 >> 4 in the last.
+        let lo = _mm_srlv_epi32(_mm_shuffle_epi32::<0b10_01_10_00>(v), _mm_setr_epi32(0, 0, 0, 4));
+        let lo = _mm_and_si128(lo, _mm_setr_epi32(0x3f3f_3f3f, 0x0f0f_0f0f, 0x3f3f_3f3f, 0x0f0f_0f0f));
+        // _MM_SHUFFLE(1, 1, 0, 0): dwords [w0, w0, w1, w1].
+        let hi = _mm_srli_epi32::<2>(_mm_shuffle_epi32::<0b01_01_00_00>(v));
+        let hi = _mm_and_si128(hi, _mm_setr_epi32(0, 0x3030_3030, 0, 0x3030_3030));
+        let sm = _mm_or_si128(lo, hi);
+        let sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+        let m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(sm)));
+        (_mm256_broadcastss_ps(dd), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), sc, m)
+    }
+}
+
+/// The nibbles of the 128 bytes at `qs`: byte `32i + l` holds group `2i` element `l` in
+/// its low nibble and group `2i + 1` in its high nibble.
+///
+/// # Safety
+/// `qs` valid for 128 bytes; AVX2 enabled.
+#[inline(always)]
+unsafe fn nibbles(qs: *const u8) -> [__m256i; 8] {
+    // SAFETY: bytes `32i..32i + 32` for `i < 4` are inside the 128 (caller).
+    unsafe {
+        let low4 = _mm256_set1_epi8(0x0F);
+        let mut out = [_mm256_setzero_si256(); 8];
+        for i in 0..4 {
+            let q = _mm256_loadu_si256(qs.add(32 * i).cast());
+            out[2 * i] = _mm256_and_si256(q, low4);
+            out[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+        }
+        out
     }
 }
 
 impl ScaleMin for BlockQ4K {
     #[inline(always)]
-    unsafe fn header(p: *const Self) -> (f32, f32, [u8; 8], [u8; 8]) {
-        // SAFETY: `p` is a readable block; F16C enabled (caller).
-        unsafe {
-            let (sc, m) = unpack_scales_mins(&(*p).scales);
-            (f16_bytes_to_f32((*p).d), f16_bytes_to_f32((*p).dmin), sc, m)
-        }
-    }
-    #[inline(always)]
-    unsafe fn codes(p: *const Self, g: usize) -> __m256i {
+    unsafe fn codes(p: *const Self) -> [__m256i; 8] {
         // SAFETY: `qs` is 128 readable bytes inside the block.
-        unsafe { nibbles(core::ptr::addr_of!((*p).qs).cast(), g) }
+        unsafe { nibbles(core::ptr::addr_of!((*p).qs).cast()) }
     }
 }
 
 impl ScaleMin for BlockQ5K {
+    /// Nibble plus 16 where bit `g` of `qh[l]` is set: a 16-bit shift moves bit `g` of
+    /// each byte to bit 4 (left by `4 − g`, right by `g − 4`; the bits that cross from
+    /// the neighbouring byte land below bit 4 or above it, and the mask drops them).
     #[inline(always)]
-    unsafe fn header(p: *const Self) -> (f32, f32, [u8; 8], [u8; 8]) {
-        // SAFETY: `p` is a readable block; F16C enabled (caller).
-        unsafe {
-            let (sc, m) = unpack_scales_mins(&(*p).scales);
-            (f16_bytes_to_f32((*p).d), f16_bytes_to_f32((*p).dmin), sc, m)
-        }
-    }
-    /// Nibble plus 16 where bit `g` of `qh[l]` is set (`cmpeq` makes the bit a byte mask).
-    #[inline(always)]
-    unsafe fn codes(p: *const Self, g: usize) -> __m256i {
+    unsafe fn codes(p: *const Self) -> [__m256i; 8] {
         // SAFETY: `qs` (128 bytes) and `qh` (32 bytes) are inside the block.
         unsafe {
-            let low = nibbles(core::ptr::addr_of!((*p).qs).cast(), g);
-            let bit = _mm256_set1_epi8((1u8 << g) as i8);
+            let mut c = nibbles(core::ptr::addr_of!((*p).qs).cast());
             let qh = _mm256_loadu_si256(core::ptr::addr_of!((*p).qh).cast());
-            let set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
-            _mm256_or_si256(low, _mm256_and_si256(set, _mm256_set1_epi8(16)))
+            let bit4 = _mm256_set1_epi8(16);
+            let at4 = [
+                _mm256_slli_epi16::<4>(qh),
+                _mm256_slli_epi16::<3>(qh),
+                _mm256_slli_epi16::<2>(qh),
+                _mm256_slli_epi16::<1>(qh),
+                qh,
+                _mm256_srli_epi16::<1>(qh),
+                _mm256_srli_epi16::<2>(qh),
+                _mm256_srli_epi16::<3>(qh),
+            ];
+            for g in 0..8 {
+                c[g] = _mm256_or_si256(c[g], _mm256_and_si256(at4[g], bit4));
+            }
+            c
         }
     }
 }
 
-/// Per token, the 8 group sums of one super-block's activation quants, scaled:
-/// lane `g` = `xd[g] · f32(Σ_l xq[32g + l])` (the sum is exact in i32).
-///
-/// # Safety
-/// `xq` valid for 256 quants, `xd` for 8 scales; AVX2 enabled in the caller.
-#[inline(always)]
-unsafe fn scaled_group_sums(xq: *const i8, xd: *const f32) -> __m256 {
-    // SAFETY: loads stay inside the 256 quants and 8 scales (caller).
-    unsafe {
-        let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
-        let mut s = [_mm256_setzero_si256(); 8];
-        for (g, sg) in s.iter_mut().enumerate() {
-            let x = _mm256_loadu_si256(xq.add(32 * g).cast());
-            *sg = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, x), ones16);
-        }
-        // Pairwise adds: after two rounds lane k of 128-bit half h holds group k (or
-        // k + 4 in the second vector)'s sum over half h; the halves are then added.
-        let h01 = _mm256_hadd_epi32(s[0], s[1]);
-        let h23 = _mm256_hadd_epi32(s[2], s[3]);
-        let h45 = _mm256_hadd_epi32(s[4], s[5]);
-        let h67 = _mm256_hadd_epi32(s[6], s[7]);
-        let q0 = _mm256_hadd_epi32(h01, h23);
-        let q1 = _mm256_hadd_epi32(h45, h67);
-        let lo = _mm256_permute2x128_si256::<0x20>(q0, q1);
-        let hi = _mm256_permute2x128_si256::<0x31>(q0, q1);
-        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)), _mm256_loadu_ps(xd))
-    }
-}
+impl<B: ScaleMin> KRow for B {
+    type X = SmX;
+    type W = SmW;
 
-/// Asks for the cache line [`PREFETCH_BYTES`] past group `g`'s share (32 bytes) of the
-/// super-block at `p`, so a row's whole stream is requested ahead (as the Q8_0/Q4_0 tiles
-/// do; decode is memory-bound). A prefetch never faults, so the address may lie past the
-/// matrix.
-///
-/// # Safety
-/// SSE enabled in the caller.
-#[inline(always)]
-unsafe fn prefetch_ahead<W>(p: *const W, g: usize) {
-    // SAFETY: a prefetch reads nothing architecturally and cannot fault; `wrapping_add`
-    // keeps the pointer arithmetic defined past the allocation.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(PREFETCH_BYTES + 32 * g)) }
-}
-
-impl<W: ScaleMin> KTile<W> for Avx2K {
-    /// Scale term per group as in the module docs. The min term is taken once per
-    /// super-block: `(−dmin · m_g)` for the 8 groups as one vector times
-    /// [`scaled_group_sums`], one FMA (the integer sums are the same as the
-    /// specification's, the float products are associated differently).
     #[inline(always)]
-    unsafe fn int_tile<const R: usize, const T: usize>(
-        w: [*const W; R],
-        xq: [*const i8; T],
-        xd: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        // SAFETY: `nb` blocks behind every weight pointer, `256·nb` quants and `8·nb` scales
-        // behind every activation pointer, and the ISA (caller).
+    unsafe fn prep_x(xq: *const i8, xd: *const f32) -> SmX {
+        // SAFETY: forwarded contract.
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); T]; R];
-            for b in 0..nb {
-                let mut xs = [_mm256_setzero_ps(); T];
-                for t in 0..T {
-                    xs[t] = scaled_group_sums(xq[t].add(b * QK_K), xd[t].add(b * 8));
-                }
-                let mut head = [(0f32, [0u8; 8]); R];
-                for r in 0..R {
-                    let (d, dmin, sc, m) = W::header(w[r].add(b));
-                    let mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(m.as_ptr().cast())));
-                    let mins = _mm256_mul_ps(mins, _mm256_set1_ps(-dmin));
-                    for t in 0..T {
-                        acc[r][t] = _mm256_fmadd_ps(mins, xs[t], acc[r][t]);
-                    }
-                    head[r] = (d, sc);
-                }
-                for g in 0..QK_K / 32 {
-                    let mut xv = [_mm256_setzero_si256(); T];
-                    let mut dx = [0f32; T];
-                    for t in 0..T {
-                        xv[t] = _mm256_loadu_si256(xq[t].add(b * QK_K + 32 * g).cast());
-                        dx[t] = *xd[t].add(b * 8 + g);
-                    }
-                    for r in 0..R {
-                        let (d, sc) = head[r];
-                        prefetch_ahead(w[r].add(b), g);
-                        let codes = W::codes(w[r].add(b), g);
-                        let scv = _mm256_set1_epi16(sc[g] as i16);
-                        for t in 0..T {
-                            let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv[t]), scv);
-                            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx[t]), acc[r][t]);
-                        }
-                    }
-                }
-            }
-            let mut res = [[0.0f32; T]; R];
-            for r in 0..R {
-                for t in 0..T {
-                    res[r][t] = hsum(acc[r][t]);
-                }
-            }
-            res
+            let xd = _mm256_loadu_ps(xd);
+            let sums = group_tree(activation_pairs(xq));
+            SmX { xd, xsd: _mm256_mul_ps(_mm256_cvtepi32_ps(sums), xd) }
         }
     }
+
+    #[inline(always)]
+    unsafe fn prep_w(p: *const Self) -> SmW {
+        // SAFETY: forwarded contract; the header reads bytes 0..20 of the block (144 or 176).
+        unsafe {
+            prefetch_block(p);
+            let (d, dmin, sc, m) = scale_min_header(p.cast());
+            SmW { codes: B::codes(p), sc, d, dmin_m: _mm256_mul_ps(dmin, m) }
+        }
+    }
+
+    /// Lane `g`: `isum = f32(Σ code·xq)·sc_g` (exact), `acc + isum·(d·xd_g)`, then
+    /// `− (dmin·m_g)·(xd_g·Σxq_g)` for the min term.
+    #[inline(always)]
+    unsafe fn block_fma(w: &SmW, xq: *const i8, x: &SmX, acc: __m256) -> __m256 {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let isum = _mm256_mul_ps(_mm256_cvtepi32_ps(group_tree(products(&w.codes, xq))), w.sc);
+            let acc = _mm256_fmadd_ps(isum, _mm256_mul_ps(w.d, x.xd), acc);
+            _mm256_fnmadd_ps(w.dmin_m, x.xsd, acc)
+        }
+    }
+}
+
+/// A token's Q6_K super-block terms in [`half_group_tree`]'s layout (`a`: groups 0..4,
+/// `b`: groups 4..8; lanes 0..4 first halves, 4..8 second halves): `32·Σxq` per
+/// 16-element sub-block (the part of `Σ (q − 32)·xq` the unsigned codes leave out) and
+/// the group scales `xd`.
+#[derive(Clone, Copy)]
+struct Q6X {
+    off_a: __m256i,
+    off_b: __m256i,
+    xd_a: __m256,
+    xd_b: __m256,
+}
+
+/// A row's Q6_K super-block: the 8 groups' unsigned codes `q`, the 16 sub-block scales
+/// as f32 in [`half_group_tree`]'s layout, and `d` in every lane.
+#[derive(Clone, Copy)]
+struct Q6W {
+    codes: [__m256i; 8],
+    sc_a: __m256,
+    sc_b: __m256,
+    d: __m256,
 }
 
 /// Q6_K group `g`'s 32 unsigned 6-bit codes `q` (the value is `q − 32`).
@@ -251,103 +380,157 @@ unsafe fn q6_codes(p: *const BlockQ6K, g: usize) -> __m256i {
     }
 }
 
-/// `d·xd·Σ_h sc_h·(32·Σ_{16} xq)` for one super-block: the part of `Σ sc·(q − 32)·xq`
-/// that the unsigned codes leave out, as 8 lanes (group `g` in lane `g`). The 16-element
-/// sums and their products with the scales are exact integers.
-///
-/// # Safety
-/// `xq` valid for 256 quants, `xd` for 8 scales; AVX2 enabled in the caller.
-#[inline(always)]
-unsafe fn q6_offset_sums(xq: *const i8, xd: *const f32) -> (__m256, __m256) {
-    // SAFETY: loads stay inside the 256 quants and 8 scales (caller).
-    unsafe {
-        let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
-        let mut s = [_mm256_setzero_si256(); 8];
-        for (g, sg) in s.iter_mut().enumerate() {
-            let x = _mm256_loadu_si256(xq.add(32 * g).cast());
-            *sg = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, x), ones16);
+impl KRow for BlockQ6K {
+    type X = Q6X;
+    type W = Q6W;
+
+    #[inline(always)]
+    unsafe fn prep_x(xq: *const i8, xd: *const f32) -> Q6X {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let (sa, sb) = half_group_tree(activation_pairs(xq));
+            let xd = _mm256_loadu_ps(xd);
+            Q6X {
+                off_a: _mm256_slli_epi32::<5>(sa),
+                off_b: _mm256_slli_epi32::<5>(sb),
+                xd_a: _mm256_permutevar8x32_ps(xd, _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3)),
+                xd_b: _mm256_permutevar8x32_ps(xd, _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7)),
+            }
         }
-        let q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-        let q1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
-        // First halves (elements 0..16 of each group) and second halves, group g in lane g.
-        let first = _mm256_permute2x128_si256::<0x20>(q0, q1);
-        let second = _mm256_permute2x128_si256::<0x31>(q0, q1);
-        let xdv = _mm256_loadu_ps(xd);
-        (_mm256_mul_ps(_mm256_cvtepi32_ps(first), xdv), _mm256_mul_ps(_mm256_cvtepi32_ps(second), xdv))
+    }
+
+    #[inline(always)]
+    unsafe fn prep_w(p: *const Self) -> Q6W {
+        // SAFETY: forwarded contract; `scales` is 16 bytes inside the block.
+        unsafe {
+            prefetch_block(p);
+            let sc = _mm_loadu_si128(core::ptr::addr_of!((*p).scales).cast());
+            // Sub-block 2g + h goes to lane g + 4h of a (g < 4) or b (g − 4).
+            let sc = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
+            let sc_a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc));
+            let sc_b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)));
+            let d = _mm256_set1_ps(super::x86_64::f16_bytes_to_f32((*p).d));
+            Q6W { codes: core::array::from_fn(|g| q6_codes(p, g)), sc_a, sc_b, d }
+        }
+    }
+
+    /// Per sub-block lane: `Σ q·xq − 32·Σxq = Σ (q − 32)·xq` (exact i32), times the
+    /// sub-scale (exact in f32: `|·| ≤ 16·32·127·128 < 2²⁴`), one FMA by `d·xd_g` per
+    /// half of the super-block.
+    #[inline(always)]
+    unsafe fn block_fma(w: &Q6W, xq: *const i8, x: &Q6X, acc: __m256) -> __m256 {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let (sa, sb) = half_group_tree(products(&w.codes, xq));
+            let ia = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sa, x.off_a)), w.sc_a);
+            let ib = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sb, x.off_b)), w.sc_b);
+            let acc = _mm256_fmadd_ps(ia, _mm256_mul_ps(w.d, x.xd_a), acc);
+            _mm256_fmadd_ps(ib, _mm256_mul_ps(w.d, x.xd_b), acc)
+        }
     }
 }
 
-impl KTile<BlockQ6K> for Avx2K {
-    /// Unsigned codes `q` × activations (`maddubs`, pairs ≤ `2·63·127 < 2¹⁵`), `madd` by
-    /// the two 16-element sub-block scales (low 128 bits: first half of the group), FMA by
-    /// `d·xd`; the `−32·sc·Σxq` part once per super-block from [`q6_offset_sums`].
+/// `n` rows (row `i` at `row(i)`, `nb` super-blocks each) against `T` tokens, token `t`'s
+/// terms for super-block `b` given by `x(b, t)`: each row's super-blocks are unpacked
+/// once, and every output accumulates its super-blocks in order into one 8-lane
+/// accumulator, reduced by [`hsum`].
+///
+/// # Safety
+/// Every row valid for `nb` blocks, `xq[t]` for `256·nb` quants; AVX2, FMA and F16C
+/// enabled.
+#[inline(always)]
+unsafe fn rows_with<W: KRow, const T: usize>(
+    row: impl Fn(usize) -> *const W,
+    n: usize,
+    xq: [*const i8; T],
+    nb: usize,
+    x: impl Fn(usize, usize) -> W::X,
+    mut store: impl FnMut(usize, usize, f32),
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        for i in 0..n {
+            let w = row(i);
+            let mut acc = [_mm256_setzero_ps(); T];
+            for b in 0..nb {
+                let wb = W::prep_w(w.add(b));
+                for t in 0..T {
+                    acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x(b, t), acc[t]);
+                }
+            }
+            for t in 0..T {
+                store(i, t, hsum(acc[t]));
+            }
+        }
+    }
+}
+
+/// [`KTile::int_rows`]: the tokens' terms prepared once on the stack (a panel's 16
+/// super-blocks at most, super-block-major so that the `T` tokens of a super-block sit
+/// together), then [`rows_with`].
+///
+/// # Safety
+/// As [`KTile::int_rows`].
+#[inline(always)]
+unsafe fn int_rows<W: KRow, const T: usize>(
+    w: *const W,
+    stride: usize,
+    n: usize,
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+    nb: usize,
+    store: &mut impl FnMut(usize, usize, f32),
+) {
+    let row = |i: usize| w.wrapping_add(i * stride);
+    // SAFETY: the caller guarantees `nb` blocks per row, `256·nb` quants and `8·nb`
+    // scales per token, and the ISA.
+    unsafe {
+        if nb > PANEL_BLOCKS {
+            // Not reached through the driver (a panel has at most PANEL_BLOCKS blocks).
+            return rows_with(row, n, xq, nb, |b, t| W::prep_x(xq[t].add(b * QK_K), xd[t].add(b * 8)), store);
+        }
+        // Uninitialised on purpose (it is up to 16 KiB): only the first `nb` blocks
+        // are written, and only those are read.
+        let mut xs = [[const { MaybeUninit::<W::X>::uninit() }; T]; PANEL_BLOCKS];
+        for (b, per_token) in xs.iter_mut().enumerate().take(nb) {
+            for t in 0..T {
+                per_token[t].write(W::prep_x(xq[t].add(b * QK_K), xd[t].add(b * 8)));
+            }
+        }
+        rows_with(row, n, xq, nb, |b, t| xs[b][t].assume_init(), store)
+    }
+}
+
+impl<W: KRow> KTile<W> for Avx2K {
+    /// The rows of [`int_rows`] with every term prepared on the fly (the same values,
+    /// so the same results bit for bit).
     #[inline(always)]
     unsafe fn int_tile<const R: usize, const T: usize>(
-        w: [*const BlockQ6K; R],
+        w: [*const W; R],
         xq: [*const i8; T],
         xd: [*const f32; T],
         nb: usize,
     ) -> [[f32; T]; R] {
-        // SAFETY: as for the Q4_K tile.
+        let mut res = [[0.0f32; T]; R];
+        // SAFETY: forwarded contract.
         unsafe {
-            // pshufb mask: low 128 bits repeat i16 0 (`sc[2g]`), high 128 bits i16 1.
-            let pick = _mm256_setr_epi8(
-                0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
-            );
-            let mut acc = [[_mm256_setzero_ps(); T]; R];
-            for b in 0..nb {
-                let mut xs = [(_mm256_setzero_ps(), _mm256_setzero_ps()); T];
-                for t in 0..T {
-                    xs[t] = q6_offset_sums(xq[t].add(b * QK_K), xd[t].add(b * 8));
-                }
-                let mut d = [0f32; R];
-                let mut sc16 = [_mm256_setzero_si256(); R];
-                for r in 0..R {
-                    let blk = w[r].add(b);
-                    d[r] = f16_bytes_to_f32((*blk).d);
-                    let sc = _mm_loadu_si128(core::ptr::addr_of!((*blk).scales).cast());
-                    sc16[r] = _mm256_cvtepi8_epi16(sc);
-                    // −32·d·sc for the even (first-half) and odd (second-half) sub-blocks.
-                    let even =
-                        _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1));
-                    let odd =
-                        _mm_shuffle_epi8(sc, _mm_setr_epi8(1, 3, 5, 7, 9, 11, 13, 15, -1, -1, -1, -1, -1, -1, -1, -1));
-                    let m32 = _mm256_set1_ps(-32.0 * d[r]);
-                    let even = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(even)), m32);
-                    let odd = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(odd)), m32);
-                    for t in 0..T {
-                        acc[r][t] = _mm256_fmadd_ps(even, xs[t].0, acc[r][t]);
-                        acc[r][t] = _mm256_fmadd_ps(odd, xs[t].1, acc[r][t]);
-                    }
-                }
-                for g in 0..QK_K / 32 {
-                    let mut xv = [_mm256_setzero_si256(); T];
-                    let mut dx = [0f32; T];
-                    for t in 0..T {
-                        xv[t] = _mm256_loadu_si256(xq[t].add(b * QK_K + 32 * g).cast());
-                        dx[t] = *xd[t].add(b * 8 + g);
-                    }
-                    for r in 0..R {
-                        prefetch_ahead(w[r].add(b), g);
-                        let codes = q6_codes(w[r].add(b), g);
-                        // Dword g of the i16 scales is the pair (sc[2g], sc[2g+1]).
-                        let pair = _mm256_permutevar8x32_epi32(sc16[r], _mm256_set1_epi32(g as i32));
-                        let scv = _mm256_shuffle_epi8(pair, pick);
-                        for t in 0..T {
-                            let isum = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv[t]), scv);
-                            acc[r][t] =
-                                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d[r] * dx[t]), acc[r][t]);
-                        }
-                    }
-                }
-            }
-            let mut res = [[0.0f32; T]; R];
-            for r in 0..R {
-                for t in 0..T {
-                    res[r][t] = hsum(acc[r][t]);
-                }
-            }
-            res
+            let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), xd[t].add(b * 8));
+            rows_with(|i| w[i], R, xq, nb, x, |i, t, v| res[i][t] = v);
         }
+        res
+    }
+
+    #[inline(always)]
+    unsafe fn int_rows<const T: usize>(
+        w: *const W,
+        stride: usize,
+        n: usize,
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        nb: usize,
+        store: &mut impl FnMut(usize, usize, f32),
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { int_rows(w, stride, n, xq, xd, nb, store) }
     }
 }
