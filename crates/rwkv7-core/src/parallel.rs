@@ -57,10 +57,13 @@ impl Parallel for Sequential {
 }
 
 /// Products that read fewer weight bytes than this, summed over their tokens, run on one
-/// thread: handing out work costs a few microseconds, more than reading 128 KiB takes on
-/// one core. In decode the LoRA matrices of the released models (50–200 KiB) stay whole
-/// and the projections (megabytes) split; in a prefill chunk every product splits.
-pub const MIN_SPLIT_BYTES: usize = 128 * 1024;
+/// thread: a fork-join costs about 0.3 µs on a warm pool (`rwkv7 bench` reports it),
+/// reading 48 KiB about 3 µs on one core. In decode the smallest LoRAs of the released
+/// models (26 KiB at 0.1B) stay whole and the others (50–200 KiB) split; in a prefill
+/// chunk every product splits. Lowered from 128 KiB after timing a decode step's parts
+/// (0.1B q4_0, 2 threads): the unsplit LoRAs took 7 % of it with the second thread idle;
+/// at 48 KiB they take 1 % and the step is 5–8 % shorter (16 KiB was no better).
+pub const MIN_SPLIT_BYTES: usize = 48 * 1024;
 
 /// Output rows per part are a multiple of this, so no part splits a kernel's row tile
 /// (tiles are at most 8 rows) and parts start on a cache line of the output.

@@ -898,27 +898,52 @@ unsafe fn wkv7_head_avx2(
     for j in 0..n {
         kka[j] = kk[j] * a[j];
     }
-    // SAFETY: every vector holds `n` floats and the state `n·n` (asserted by the caller);
-    // all offsets below are `< n` within a row; AVX2 and FMA are enabled.
+    // Rows are independent: 4 at a time, so that their dependent chains (an 8-step FMA
+    // sum, `hsum`, then the update and a second FMA sum) overlap; each row still gets
+    // exactly the operations of a row on its own.
+    const ROWS: usize = 4;
+    // SAFETY: every vector holds `n` floats and the state `n·n` (asserted by the caller,
+    // `n` a multiple of 8, so of `ROWS`); all offsets below are `< n` within a row; AVX2
+    // and FMA are enabled.
     unsafe {
-        for i in 0..n {
-            let row = state.as_mut_ptr().add(i * n);
-            let mut sacc = _mm256_setzero_ps();
-            for j in (0..n).step_by(8) {
-                sacc = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(j)), _mm256_loadu_ps(kk.as_ptr().add(j)), sacc);
+        for i0 in (0..n).step_by(ROWS) {
+            let mut rows = [state.as_mut_ptr(); ROWS];
+            for q in 0..ROWS {
+                rows[q] = state.as_mut_ptr().add((i0 + q) * n);
             }
-            let sa = _mm256_set1_ps(-hsum(sacc));
-            let vi = _mm256_set1_ps(v[i]);
-            let mut yacc = _mm256_setzero_ps();
+            let mut sacc = [_mm256_setzero_ps(); ROWS];
             for j in (0..n).step_by(8) {
-                let decayed = _mm256_mul_ps(_mm256_loadu_ps(row.add(j)), _mm256_loadu_ps(decay.as_ptr().add(j)));
-                let removed = _mm256_mul_ps(sa, _mm256_loadu_ps(kka.as_ptr().add(j)));
-                let added = _mm256_mul_ps(vi, _mm256_loadu_ps(k.as_ptr().add(j)));
-                let s = _mm256_add_ps(_mm256_add_ps(decayed, removed), added);
-                _mm256_storeu_ps(row.add(j), s);
-                yacc = _mm256_fmadd_ps(s, _mm256_loadu_ps(r.as_ptr().add(j)), yacc);
+                let kkj = _mm256_loadu_ps(kk.as_ptr().add(j));
+                for q in 0..ROWS {
+                    sacc[q] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[q].add(j)), kkj, sacc[q]);
+                }
             }
-            y[i] = hsum(yacc);
+            let mut sa = [_mm256_setzero_ps(); ROWS];
+            let mut vi = [_mm256_setzero_ps(); ROWS];
+            for q in 0..ROWS {
+                sa[q] = _mm256_set1_ps(-hsum(sacc[q]));
+                vi[q] = _mm256_set1_ps(v[i0 + q]);
+            }
+            let mut yacc = [_mm256_setzero_ps(); ROWS];
+            for j in (0..n).step_by(8) {
+                let (dj, kkaj, kj, rj) = (
+                    _mm256_loadu_ps(decay.as_ptr().add(j)),
+                    _mm256_loadu_ps(kka.as_ptr().add(j)),
+                    _mm256_loadu_ps(k.as_ptr().add(j)),
+                    _mm256_loadu_ps(r.as_ptr().add(j)),
+                );
+                for q in 0..ROWS {
+                    let decayed = _mm256_mul_ps(_mm256_loadu_ps(rows[q].add(j)), dj);
+                    let removed = _mm256_mul_ps(sa[q], kkaj);
+                    let added = _mm256_mul_ps(vi[q], kj);
+                    let s = _mm256_add_ps(_mm256_add_ps(decayed, removed), added);
+                    _mm256_storeu_ps(rows[q].add(j), s);
+                    yacc[q] = _mm256_fmadd_ps(s, rj, yacc[q]);
+                }
+            }
+            for q in 0..ROWS {
+                y[i0 + q] = hsum(yacc[q]);
+            }
         }
     }
 }
