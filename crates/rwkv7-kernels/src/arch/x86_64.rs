@@ -387,6 +387,24 @@ trait PairBlock: QBlock + Sized {
     /// # Safety
     /// AVX2 enabled.
     unsafe fn pair_xsum(x: &Self::X) -> __m256i;
+
+    /// A group's 8 exact sums of `code·x`, in [`GROUP_ORDER`] (by default
+    /// [`reduce_group`] of the 4 pairs' [`PairBlock::pair_isum`]).
+    ///
+    /// # Safety
+    /// AVX2 enabled.
+    #[inline(always)]
+    unsafe fn group_isum(w: &[Self::W; GROUP / 2], x: &[Self::X; GROUP / 2]) -> __m256i {
+        // SAFETY: forwarded contract.
+        unsafe {
+            reduce_group([
+                Self::pair_isum(&w[0], &x[0]),
+                Self::pair_isum(&w[1], &x[1]),
+                Self::pair_isum(&w[2], &x[2]),
+                Self::pair_isum(&w[3], &x[3]),
+            ])
+        }
+    }
 }
 
 /// The order in which [`reduce_group`] leaves a group's 8 block sums: `vphaddd` works
@@ -551,6 +569,25 @@ impl PairBlock for BlockQ4_0 {
         }
     }
 
+    /// The 4 pairs' i16 products (`maddubs` of low and high nibbles, added: at most
+    /// `4·15·127 = 7620` per lane) are reduced in i16 by two rounds of `vphaddw` (at most
+    /// `4·7620 = 30480 < 2¹⁵`: exact) and widened by one `madd` with ones, which also adds
+    /// the last neighbours: the lanes come out as [`reduce_group`]'s, with one widening
+    /// multiply per group instead of four (Q8_0's products, up to `2·128·127`, leave no
+    /// such room). The multiply ports are what the integer tiles wait on.
+    #[inline(always)]
+    unsafe fn group_isum(w: &[Q4PairW; GROUP / 2], x: &[PairX; GROUP / 2]) -> __m256i {
+        // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+        unsafe {
+            let p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0].lo, x[0].xlo), _mm256_maddubs_epi16(w[0].hi, x[0].xhi));
+            let p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w[1].lo, x[1].xlo), _mm256_maddubs_epi16(w[1].hi, x[1].xhi));
+            let p2 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2].lo, x[2].xlo), _mm256_maddubs_epi16(w[2].hi, x[2].xhi));
+            let p3 = _mm256_add_epi16(_mm256_maddubs_epi16(w[3].lo, x[3].xlo), _mm256_maddubs_epi16(w[3].hi, x[3].xhi));
+            let h = _mm256_hadd_epi16(_mm256_hadd_epi16(p0, p1), _mm256_hadd_epi16(p2, p3));
+            _mm256_madd_epi16(h, _mm256_set1_epi16(1))
+        }
+    }
+
     /// `Σx` with `maddubs` against ones (pairs, at most `2·127`) and `madd` with ones.
     #[inline(always)]
     unsafe fn pair_xsum(x: &PairX) -> __m256i {
@@ -610,12 +647,7 @@ unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> 
 unsafe fn group_fma<W: PairBlock>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX<W::X>, acc: __m256) -> __m256 {
     // SAFETY: register-only intrinsics; the ISA is the caller's promise.
     unsafe {
-        let sums = reduce_group([
-            W::pair_isum(&w[0], &x.pairs[0]),
-            W::pair_isum(&w[1], &x.pairs[1]),
-            W::pair_isum(&w[2], &x.pairs[2]),
-            W::pair_isum(&w[3], &x.pairs[3]),
-        ]);
+        let sums = W::group_isum(w, &x.pairs);
         let exact = if W::OFFSET8 { _mm256_sub_epi32(sums, x.offset) } else { sums };
         _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), _mm256_mul_ps(dw, x.dx), acc)
     }
