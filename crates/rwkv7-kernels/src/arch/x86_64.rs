@@ -355,19 +355,11 @@ unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]; R]) -> [[
 /// pairs of a group of 8 blocks are then reduced to one vector of 8 exact block sums
 /// ([`reduce_group`]), which gets a single `cvt`, multiply by `d_w·d_x` and FMA.
 trait PairBlock: QBlock + Sized {
-    /// One token's activations for a pair, prepared once and reused by every row.
-    type X: Copy;
     /// One row's weights for a pair, prepared once and reused by every token.
     type W: Copy;
     /// Whether the codes are stored with an offset of 8 (Q4_0), so that the exact sum is
     /// `Σ q·x − 8·Σx`.
     const OFFSET8: bool;
-
-    /// The activations of blocks `b`, `b + 1` of one token.
-    ///
-    /// # Safety
-    /// `xq` valid for `32·(b + 2)` quants; AVX2 enabled.
-    unsafe fn prep_x(xq: *const i8, b: usize) -> Self::X;
 
     /// Blocks `b`, `b + 1` of a row (prefetching further along it).
     ///
@@ -380,13 +372,13 @@ trait PairBlock: QBlock + Sized {
     ///
     /// # Safety
     /// AVX2 enabled.
-    unsafe fn pair_isum(w: &Self::W, x: &Self::X) -> __m256i;
+    unsafe fn pair_isum(w: &Self::W, x: &PairX) -> __m256i;
 
     /// The pair's `Σx` per lane as [`PairBlock::pair_isum`] arranges its sums.
     ///
     /// # Safety
     /// AVX2 enabled.
-    unsafe fn pair_xsum(x: &Self::X) -> __m256i;
+    unsafe fn pair_xsum(x: &PairX) -> __m256i;
 
     /// A group's 8 exact sums of `code·x`, in [`GROUP_ORDER`] (by default
     /// [`reduce_group`] of the 4 pairs' [`PairBlock::pair_isum`]).
@@ -394,7 +386,7 @@ trait PairBlock: QBlock + Sized {
     /// # Safety
     /// AVX2 enabled.
     #[inline(always)]
-    unsafe fn group_isum(w: &[Self::W; GROUP / 2], x: &[Self::X; GROUP / 2]) -> __m256i {
+    unsafe fn group_isum(w: &[Self::W; GROUP / 2], x: &[PairX; GROUP / 2]) -> __m256i {
         // SAFETY: forwarded contract.
         unsafe {
             reduce_group([
@@ -452,22 +444,23 @@ unsafe fn halves(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
     unsafe { (_mm256_permute2x128_si256::<0x20>(a, b), _mm256_permute2x128_si256::<0x31>(a, b)) }
 }
 
-/// One token's quants of blocks `b`, `b + 1` as [`halves`]: `[x_b[0..16] | x_b+1[0..16]]`
-/// and `[x_b[16..32] | x_b+1[16..32]]`.
-///
-/// # Safety
-/// `xq` valid for `32·(b + 2)` quants; AVX2 enabled.
-#[inline(always)]
-unsafe fn act_halves(xq: *const i8, b: usize) -> (__m256i, __m256i) {
-    // SAFETY: the caller's contract.
-    unsafe { halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast())) }
-}
-
 /// A token's pair of blocks: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi` the elements 16..32.
 #[derive(Clone, Copy)]
 struct PairX {
     xlo: __m256i,
     xhi: __m256i,
+}
+
+/// One token's quants of blocks `b`, `b + 1` as a [`PairX`] (see [`halves`]).
+///
+/// # Safety
+/// `xq` valid for `32·(b + 2)` quants; AVX2 enabled.
+#[inline(always)]
+unsafe fn act_pair(xq: *const i8, b: usize) -> PairX {
+    // SAFETY: the caller's contract.
+    let (xlo, xhi) =
+        unsafe { halves(_mm256_loadu_si256(xq.add(b * QK).cast()), _mm256_loadu_si256(xq.add((b + 1) * QK).cast())) };
+    PairX { xlo, xhi }
 }
 
 /// A row's Q8_0 pair, arranged as [`PairX`]: the signed codes (for their signs) and
@@ -481,16 +474,8 @@ struct Q8PairW {
 }
 
 impl PairBlock for BlockQ8_0 {
-    type X = PairX;
     type W = Q8PairW;
     const OFFSET8: bool = false;
-
-    #[inline(always)]
-    unsafe fn prep_x(xq: *const i8, b: usize) -> PairX {
-        // SAFETY: the caller's contract.
-        let (xlo, xhi) = unsafe { act_halves(xq, b) };
-        PairX { xlo, xhi }
-    }
 
     #[inline(always)]
     unsafe fn prep_w(w: *const Self, b: usize) -> Q8PairW {
@@ -533,16 +518,8 @@ struct Q4PairW {
 }
 
 impl PairBlock for BlockQ4_0 {
-    type X = PairX;
     type W = Q4PairW;
     const OFFSET8: bool = true;
-
-    #[inline(always)]
-    unsafe fn prep_x(xq: *const i8, b: usize) -> PairX {
-        // SAFETY: the caller's contract.
-        let (xlo, xhi) = unsafe { act_halves(xq, b) };
-        PairX { xlo, xhi }
-    }
 
     #[inline(always)]
     unsafe fn prep_w(w: *const Self, b: usize) -> Q4PairW {
@@ -604,8 +581,8 @@ impl PairBlock for BlockQ4_0 {
 /// pairs, the code offset `8·Σx` per block (Q4_0; zero otherwise) and the block scales,
 /// both in [`GROUP_ORDER`].
 #[derive(Clone, Copy)]
-struct GroupX<X> {
-    pairs: [X; GROUP / 2],
+struct GroupX {
+    pairs: [PairX; GROUP / 2],
     offset: __m256i,
     dx: __m256,
 }
@@ -615,12 +592,12 @@ struct GroupX<X> {
 /// # Safety
 /// `xq` valid for `32·(b0 + 8)` quants and `xd` for `b0 + 8` scales; AVX2 enabled.
 #[inline(always)]
-unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> GroupX<W::X> {
+unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> GroupX {
     // SAFETY: the caller's contract.
     unsafe {
         // No closures (`map`, `from_fn`) in these helpers: a closure is compiled without
         // the entry point's target features, and every intrinsic in it becomes a call.
-        let pairs = [W::prep_x(xq, b0), W::prep_x(xq, b0 + 2), W::prep_x(xq, b0 + 4), W::prep_x(xq, b0 + 6)];
+        let pairs = [act_pair(xq, b0), act_pair(xq, b0 + 2), act_pair(xq, b0 + 4), act_pair(xq, b0 + 6)];
         let offset = if W::OFFSET8 {
             let sums = reduce_group([
                 W::pair_xsum(&pairs[0]),
@@ -644,7 +621,7 @@ unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> 
 /// # Safety
 /// AVX2 and FMA enabled.
 #[inline(always)]
-unsafe fn group_fma<W: PairBlock>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX<W::X>, acc: __m256) -> __m256 {
+unsafe fn group_fma<W: PairBlock>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX, acc: __m256) -> __m256 {
     // SAFETY: register-only intrinsics; the ISA is the caller's promise.
     unsafe {
         let sums = W::group_isum(w, &x.pairs);
@@ -732,7 +709,7 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
     unsafe {
         // Uninitialised on purpose (zeroing up to 40 KiB per call is measurable): only
         // the first `groups` entries are written, and only those are read.
-        let mut prepared = [[const { core::mem::MaybeUninit::<GroupX<W::X>>::uninit() }; T]; MAX_GROUPS];
+        let mut prepared = [[const { core::mem::MaybeUninit::<GroupX>::uninit() }; T]; MAX_GROUPS];
         for (g, per_token) in prepared.iter_mut().enumerate().take(groups) {
             for t in 0..T {
                 per_token[t].write(prep_group::<W>(xq[t], xd[t], g * GROUP));
