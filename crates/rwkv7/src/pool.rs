@@ -62,6 +62,25 @@ impl ThreadPool {
         Self::new(threads).unwrap_or_else(|_| Self::single())
     }
 
+    /// The process-wide default pool: [`ThreadPool::from_env`], started on first use and
+    /// shared by every caller after that (clones of one pool). Sessions and runners
+    /// created without a pool use it, so an app that opens several sessions runs them on
+    /// one set of worker threads instead of starting one per core for each.
+    pub fn shared() -> Self {
+        static SHARED: std::sync::OnceLock<ThreadPool> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Self::from_env).clone()
+    }
+
+    /// Whether `self` and `other` run work on the same worker threads (clones of one
+    /// pool; two single-thread pools both run on their caller's thread).
+    pub fn shares_threads_with(&self, other: &ThreadPool) -> bool {
+        match (&self.pool, &other.pool) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// The number of threads work is split across.
     pub fn threads(&self) -> usize {
         self.threads
@@ -113,5 +132,19 @@ impl Parallel for ThreadPool {
             }),
             None => Sequential.for_each_part_pair(a, a_len, b, b_len, task),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_pool_is_one_pool() {
+        assert!(ThreadPool::shared().shares_threads_with(&ThreadPool::shared()));
+        let two = ThreadPool::new(2).unwrap();
+        assert!(two.shares_threads_with(&two.clone()));
+        assert!(!two.shares_threads_with(&ThreadPool::new(2).unwrap()));
+        assert!(!two.shares_threads_with(&ThreadPool::single()));
     }
 }

@@ -19,9 +19,9 @@ pub struct Runner<'m> {
 
 impl<'m> Runner<'m> {
     /// A runner at the zero state, processing up to `chunk` tokens per forward step, on
-    /// the default pool ([`ThreadPool::from_env`]).
+    /// the process-wide pool ([`ThreadPool::shared`]).
     pub fn new(loaded: &'m LoadedModel, kernels: KernelSet, chunk: usize) -> Self {
-        Self::with_pool(loaded, kernels, chunk, ThreadPool::from_env())
+        Self::with_pool(loaded, kernels, chunk, ThreadPool::shared())
     }
 
     /// As [`Runner::new`], on `pool`'s threads.

@@ -157,8 +157,8 @@ pub struct SessionOptions {
     /// this CPU.
     pub kernels: Option<KernelSet>,
     /// Threads the matrix products are split across (results are the same for any
-    /// count); `None`: [`ThreadPool::from_env`] (`$RWKV7_THREADS`, else every core).
-    /// Sessions given clones of one pool share its threads.
+    /// count); `None`: [`ThreadPool::shared`], the process-wide pool (`$RWKV7_THREADS`,
+    /// else every core). Sessions given clones of one pool share its threads.
     pub pool: Option<ThreadPool>,
 }
 
@@ -236,7 +236,7 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
             crate::select_kernels(None).unwrap_or_else(|_| KernelSet::best(rwkv7_core::CpuFeatures::detect()))
         });
         let chunk = options.chunk.max(1);
-        let pool = options.pool.unwrap_or_else(ThreadPool::from_env);
+        let pool = options.pool.unwrap_or_else(ThreadPool::shared);
         let (state_len, scratch, vocab) = {
             let m = model.model();
             (m.hparams().state_len(), scratch_len(&m, chunk), m.hparams().vocab)

@@ -457,3 +457,15 @@ fn sessions_are_send() {
     send::<Session<&LoadedModel>>();
     let _ = DEFAULT_CHUNK;
 }
+
+#[test]
+fn sessions_without_a_pool_share_the_process_pool() {
+    let m = model(SMALL, 2, true);
+    let (a, b) = (Session::new(&m), Session::new(&m));
+    assert!(a.pool().shares_threads_with(b.pool()));
+    assert!(a.pool().shares_threads_with(&rwkv7::ThreadPool::shared()));
+    let own = rwkv7::ThreadPool::new(2).unwrap();
+    let c = Session::with_options(&m, rwkv7::SessionOptions { pool: Some(own.clone()), ..Default::default() });
+    assert!(c.pool().shares_threads_with(&own));
+    assert!(!c.pool().shares_threads_with(a.pool()), "a pool of its own is not the process pool");
+}
