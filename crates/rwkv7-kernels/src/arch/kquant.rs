@@ -11,7 +11,7 @@
 //! once per row tile. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use super::{ActPanel, PANEL, QuantizeActs, SUPER_T};
+use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 
@@ -86,35 +86,14 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                 // SAFETY: the ISA is the caller's promise.
                 unsafe { acts.quantize::<K>(t, src) };
             }
-            let p = KPanel { acts: &acts, t0: s0, b0, pb, nb };
+            let p = Panel { acts: &acts, t0: s0, b0, pb, nb };
             // SAFETY: shapes checked above, the panel's `sn` tokens were just written, and
             // the ISA is the caller's promise.
-            unsafe {
-                match sn {
-                    1 => rows_int::<W, K, 1>(job, out, &p),
-                    2 => rows_int::<W, K, 2>(job, out, &p),
-                    3 => rows_int::<W, K, 3>(job, out, &p),
-                    4 => rows_int::<W, K, 4>(job, out, &p),
-                    5 => rows_int::<W, K, 5>(job, out, &p),
-                    6 => rows_int::<W, K, 6>(job, out, &p),
-                    7 => rows_int::<W, K, 7>(job, out, &p),
-                    _ => rows_int::<W, K, 8>(job, out, &p),
-                }
-            }
+            unsafe { with_token_count!(sn, rows_int::<W, K>(job, out, &p)) };
             b0 += pb;
         }
         s0 += sn;
     }
-}
-
-/// A quantized panel: tokens `t0..` (buffer tokens `0..`), super-blocks `b0..b0 + pb`
-/// of `nb` per row.
-struct KPanel<'a> {
-    acts: &'a ActPanel,
-    t0: usize,
-    b0: usize,
-    pb: usize,
-    nb: usize,
 }
 
 /// Every row of the call against the panel's `T` tokens.
@@ -122,15 +101,11 @@ struct KPanel<'a> {
 /// # Safety
 /// As [`kquant_matmul_int`]; `p` holds `T` initialised tokens; `count > 0`.
 #[inline(always)]
-unsafe fn rows_int<W: KBlock, K: KTile<W>, const T: usize>(job: &MatmulJob<'_, W>, out: &mut [f32], p: &KPanel<'_>) {
-    let (first, count) = (job.first, job.count);
+unsafe fn rows_int<W: KBlock, K: KTile<W>, const T: usize>(job: &MatmulJob<'_, W>, out: &mut [f32], p: &Panel<'_>) {
     let (xq, xd) = p.acts.tokens::<T>(0);
-    let mut store = |i: usize, t: usize, v: f32| {
-        let o = &mut out[(p.t0 + t) * count + i];
-        *o = if p.b0 == 0 { v } else { *o + v };
-    };
-    let w0 = job.w[first * p.nb + p.b0..].as_ptr();
+    let mut store = p.writer(out, job.count, 0);
+    let w0 = job.w[job.first * p.nb + p.b0..].as_ptr();
     // SAFETY: rows `first..first + count` are inside the checked matrix, each with `pb`
     // blocks left from block `b0`; the panel holds `T` tokens' `pb` blocks.
-    unsafe { K::int_rows::<T>(w0, p.nb, count, xq, xd, p.pb, &mut store) };
+    unsafe { K::int_rows::<T>(w0, p.nb, job.count, xq, xd, p.pb, &mut store) };
 }

@@ -18,6 +18,27 @@ use core::ops::Range;
 
 use crate::{CpuFeatures, KernelSet, MatmulJob, QK};
 
+/// Defined before the ISA and K-quant modules, which use it too. Calls `$body` with `T = $tn` (1..=8) const-bound: the integer drivers multiply one
+/// weight row at a time against up to a whole panel of [`SUPER_T`] tokens. One row at a
+/// time keeps a single linear stream through the weights (what the memory prefetchers
+/// follow best, and decode is memory-bound), and 8 tokens per row leave the 16 AVX2
+/// registers enough room: 8 accumulators, the row's codes, scales and temporaries,
+/// without spills.
+macro_rules! with_token_count {
+    ($tn:expr, $f:ident::<$($g:ty),*>($($arg:expr),*)) => {
+        match $tn {
+            1 => $f::<$($g,)* 1>($($arg),*),
+            2 => $f::<$($g,)* 2>($($arg),*),
+            3 => $f::<$($g,)* 3>($($arg),*),
+            4 => $f::<$($g,)* 4>($($arg),*),
+            5 => $f::<$($g,)* 5>($($arg),*),
+            6 => $f::<$($g,)* 6>($($arg),*),
+            7 => $f::<$($g,)* 7>($($arg),*),
+            _ => $f::<$($g,)* 8>($($arg),*),
+        }
+    };
+}
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
@@ -239,27 +260,6 @@ macro_rules! with_tile_shape {
     };
 }
 
-/// Calls `$body` with `R = 1` and `T = $tn` (1..=8) const-bound: the integer tiles
-/// multiply one weight row at a time against up to a whole panel of [`SUPER_T`] tokens.
-/// One row per tile keeps a single linear stream through the weights (what the memory
-/// prefetchers follow best, and decode is memory-bound), and 8 tokens per row leave the
-/// 16 AVX2 registers enough room: 8 accumulators, the row's codes, scales and
-/// temporaries, without spills.
-macro_rules! with_int_tile_shape {
-    ($tn:expr, $f:ident::<$($g:ty),*>($($arg:expr),*)) => {
-        match $tn {
-            1 => $f::<$($g,)* 1, 1>($($arg),*),
-            2 => $f::<$($g,)* 1, 2>($($arg),*),
-            3 => $f::<$($g,)* 1, 3>($($arg),*),
-            4 => $f::<$($g,)* 1, 4>($($arg),*),
-            5 => $f::<$($g,)* 1, 5>($($arg),*),
-            6 => $f::<$($g,)* 1, 6>($($arg),*),
-            7 => $f::<$($g,)* 1, 7>($($arg),*),
-            _ => $f::<$($g,)* 1, 8>($($arg),*),
-        }
-    };
-}
-
 /// The float-weight driver: row blocks, then token groups of up to [`MAX_T`], then row
 /// tiles within the block.
 ///
@@ -362,7 +362,7 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
                 let panel = Panel { acts: &acts, t0: s0, b0, pb, nb };
                 // SAFETY: shapes were checked above, the panel's `sn` tokens were just
                 // written, and the ISA is the caller's promise.
-                unsafe { with_int_tile_shape!(sn, quant_rows_int::<W, K>(job, out, &panel, rows.clone())) };
+                unsafe { with_token_count!(sn, quant_rows_int::<W, K>(job, out, &panel, rows.clone())) };
                 i0 = rows.end;
             }
             b0 += pb;
@@ -371,8 +371,8 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
     }
 }
 
-/// One quantized activation panel: tokens `t0..` (buffer tokens `0..`), blocks
-/// `b0..b0 + pb` of `nb` per row.
+/// One quantized activation panel: tokens `t0..` (buffer tokens `0..`), weight units
+/// (blocks or super-blocks) `b0..b0 + pb` of `nb` per row. Shared with the K-quant driver.
 struct Panel<'a> {
     acts: &'a ActPanel,
     t0: usize,
@@ -381,56 +381,37 @@ struct Panel<'a> {
     nb: usize,
 }
 
+impl Panel<'_> {
+    /// The store for output `(row i0 + i, token t)` of a call with `count` rows: the first
+    /// panel of a row writes it, later panels add their partial sums.
+    #[inline(always)]
+    fn writer<'o>(&self, out: &'o mut [f32], count: usize, i0: usize) -> impl FnMut(usize, usize, f32) + 'o {
+        let (t0, first_panel) = (self.t0, self.b0 == 0);
+        move |i, t, v| {
+            let o = &mut out[(t0 + t) * count + i0 + i];
+            *o = if first_panel { v } else { *o + v };
+        }
+    }
+}
+
+/// Rows `rows` of the call against the panel's `T` tokens, through [`QuantTile::int_rows`].
+///
 /// # Safety
 /// As [`quant_matmul_int`]; `p` describes a quantized panel of `T` initialised tokens;
 /// `rows.end <= count`.
 #[inline(always)]
-unsafe fn quant_rows_int<W, K: QuantTile<W>, const R: usize, const T: usize>(
+unsafe fn quant_rows_int<W, K: QuantTile<W>, const T: usize>(
     job: &MatmulJob<'_, W>,
     out: &mut [f32],
     p: &Panel<'_>,
     rows: Range<usize>,
 ) {
-    let (first, count) = (job.first, job.count);
     let (xq, xd) = p.acts.tokens::<T>(0);
-    let mut store = |i: usize, t: usize, v: f32| {
-        let o = &mut out[(p.t0 + t) * count + i];
-        *o = if p.b0 == 0 { v } else { *o + v };
-    };
-    if R == 1 && !rows.is_empty() {
-        let w0 = job.w[(first + rows.start) * p.nb + p.b0..].as_ptr();
-        let mut put = |i: usize, t: usize, v: f32| store(rows.start + i, t, v);
-        // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
-        // left from block `b0`; the panel holds `T` tokens' `pb` blocks.
-        unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, &mut put) };
-        return;
-    }
-    let mut i = rows.start;
-    while i < rows.end {
-        if i + R <= rows.end {
-            let mut ws = [core::ptr::null::<W>(); R];
-            for r in 0..R {
-                ws[r] = job.w[(first + i + r) * p.nb + p.b0..].as_ptr();
-            }
-            // SAFETY: each row pointer starts at block `b0` of a row inside the checked
-            // matrix, with `pb` blocks left in the row; the panel holds `pb` blocks per token.
-            let res = unsafe { K::int_tile::<R, T>(ws, xq, xd, p.pb) };
-            for r in 0..R {
-                for t in 0..T {
-                    store(i + r, t, res[r][t]);
-                }
-            }
-            i += R;
-        } else {
-            let ws = [job.w[(first + i) * p.nb + p.b0..].as_ptr()];
-            // SAFETY: as above, for the single row `first + i`.
-            let res = unsafe { K::int_tile::<1, T>(ws, xq, xd, p.pb) };
-            for t in 0..T {
-                store(i, t, res[0][t]);
-            }
-            i += 1;
-        }
-    }
+    let mut store = p.writer(out, job.count, rows.start);
+    let w0 = job.w[(job.first + rows.start) * p.nb + p.b0..].as_ptr();
+    // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
+    // left from block `b0`; the panel holds `T` tokens' `pb` blocks.
+    unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, &mut store) };
 }
 
 /// The dequantize-path driver for block weights: row blocks, token groups of up to
