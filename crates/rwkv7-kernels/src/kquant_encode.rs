@@ -16,10 +16,7 @@ use crate::quant::QK;
 /// `k ∈ −STEPS..=STEPS`, i.e. the code count moved by up to ±1.
 const STEPS: i32 = 10;
 
-/// Round half away from zero (the rounding every ggml quantizer uses).
-fn round(v: f32) -> f32 {
-    libm::roundf(v)
-}
+use crate::math::round_half_away as round;
 
 /// Weights `σ² + x²` for one super-block.
 fn weights(x: &[f32]) -> [f32; QK_K] {

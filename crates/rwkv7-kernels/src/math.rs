@@ -9,6 +9,25 @@ pub fn exp(x: f32) -> f32 {
     libm::expf(x)
 }
 
+/// Round half away from zero, exactly `libm::roundf` (the rounding every ggml quantizer
+/// uses), written so that it inlines and vectorises inside the quantizers' loops
+/// (`roundf` stays an out-of-line call there, a fifth of K-quant encoding time).
+///
+/// Below 2²³ in magnitude, `v as i32` truncates exactly and `v − t` is the exact
+/// fraction; from 2²³ on (and for NaN and infinities) every value is already integral.
+/// `t` takes `v`'s sign so that `−0.3` gives `−0.0`, as `roundf` does.
+#[inline]
+pub fn round_half_away(v: f32) -> f32 {
+    /// 2²³: from here on f32 has no fraction bits.
+    const INTEGRAL: f32 = 8_388_608.0;
+    let sign = v.to_bits() & 0x8000_0000;
+    let t = f32::from_bits((v as i32 as f32).to_bits() | sign);
+    // Selects, not branches: on real data the fraction is a coin toss. The step carries
+    // `v`'s sign even when zero, so that `−0.0 + step` stays `−0.0`.
+    let step = if (v - t).abs() >= 0.5 { 1.0f32 } else { 0.0 }.copysign(v);
+    if v.abs() < INTEGRAL { t + step } else { v }
+}
+
 /// Hyperbolic tangent.
 #[inline]
 pub fn tanh(x: f32) -> f32 {
@@ -184,5 +203,43 @@ pub fn wkv7_head(
             acc += s * r[j];
         }
         y[i] = acc;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_half_away;
+
+    #[test]
+    fn round_half_away_is_roundf() {
+        let edges = [
+            0.0,
+            -0.0,
+            0.3,
+            -0.3,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.499_999_97,
+            -0.499_999_97,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_217.0,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+        ];
+        // The edges, then every 251st bit pattern (both signs, every exponent).
+        let sweep = (0..=u32::MAX).step_by(251).map(f32::from_bits);
+        for v in edges.into_iter().chain(sweep) {
+            let (got, want) = (round_half_away(v), libm::roundf(v));
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{v:e}: {got:e} != {want:e}");
+        }
     }
 }

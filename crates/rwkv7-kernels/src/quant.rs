@@ -131,7 +131,7 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut qs = [0i8; QK];
         for j in 0..QK {
-            qs[j] = libm::roundf(xb[j] * id) as i8;
+            qs[j] = crate::math::round_half_away(xb[j] * id) as i8;
         }
         *block = BlockQ8_0::new(f16::from_f32(d), qs);
     }
@@ -211,7 +211,7 @@ pub fn quantize_activations(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
         let scale = amax / 127.0;
         let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
         for j in 0..QK {
-            qb[j] = libm::roundf(xb[j] * id) as i8;
+            qb[j] = crate::math::round_half_away(xb[j] * id) as i8;
         }
         *db = scale;
     }

@@ -642,7 +642,7 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
     match ty {
         GgmlType::Q8_0 => {
             let mut blocks = vec![BlockQ8_0::new(half::f16::ZERO, [0; QK]); values.len() / QK];
-            quant::quantize_row_q8_0(values, &mut blocks);
+            par_quantize(values, &mut blocks, quant::quantize_row_q8_0);
             if !blocks.iter().all(|b| b.d().is_finite()) {
                 return Err(too_large());
             }
@@ -651,7 +651,7 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
         }
         GgmlType::Q4_0 => {
             let mut blocks = vec![BlockQ4_0::new(half::f16::ZERO, [8; QK]); values.len() / QK];
-            quant::quantize_row_q4_0(values, &mut blocks);
+            par_quantize(values, &mut blocks, quant::quantize_row_q4_0);
             if !blocks.iter().all(|b| b.d().is_finite()) {
                 return Err(too_large());
             }
@@ -660,7 +660,7 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
         }
         GgmlType::Q4_K => {
             let mut blocks = vec![bytemuck::Zeroable::zeroed(); values.len() / block];
-            quantize_row_q4_k(values, &mut blocks);
+            par_quantize(values, &mut blocks, quantize_row_q4_k);
             let ok = blocks.iter().all(|b: &BlockQ4K| b.d_dmin().0.is_finite() && b.d_dmin().1.is_finite());
             ensure!(ok, too_large());
             kquant::dequantize_row(&blocks, deq);
@@ -668,7 +668,7 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
         }
         GgmlType::Q5_K => {
             let mut blocks = vec![bytemuck::Zeroable::zeroed(); values.len() / block];
-            quantize_row_q5_k(values, &mut blocks);
+            par_quantize(values, &mut blocks, quantize_row_q5_k);
             let ok = blocks.iter().all(|b: &BlockQ5K| b.d_dmin().0.is_finite() && b.d_dmin().1.is_finite());
             ensure!(ok, too_large());
             kquant::dequantize_row(&blocks, deq);
@@ -676,7 +676,7 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
         }
         GgmlType::Q6_K => {
             let mut blocks = vec![bytemuck::Zeroable::zeroed(); values.len() / block];
-            quantize_row_q6_k(values, &mut blocks);
+            par_quantize(values, &mut blocks, quantize_row_q6_k);
             ensure!(blocks.iter().all(|b: &BlockQ6K| b.scale().is_finite()), too_large());
             kquant::dequantize_row(&blocks, deq);
             buf.extend_from_slice(bytemuck::cast_slice(&blocks));
@@ -684,6 +684,21 @@ fn quantize_blocks(values: &[f32], ty: GgmlType, buf: &mut Vec<u8>, deq: &mut [f
         other => bail!("cannot block-quantize to {}", other.name()),
     }
     Ok(())
+}
+
+/// Blocks per parallel task of [`par_quantize`]: 16 K-quant super-blocks (4096 values)
+/// take tens of microseconds to encode, enough to outweigh handing out the task.
+const BLOCKS_PER_TASK: usize = 16;
+
+/// `quantize(values, blocks)` with the blocks split across rayon's threads. Every block
+/// is encoded from its own values alone, so the result is the same as one call.
+fn par_quantize<B: Send>(values: &[f32], blocks: &mut [B], quantize: fn(&[f32], &mut [B])) {
+    use rayon::prelude::*;
+    let per_block = values.len() / blocks.len().max(1);
+    blocks
+        .par_chunks_mut(BLOCKS_PER_TASK)
+        .zip(values.par_chunks(BLOCKS_PER_TASK * per_block.max(1)))
+        .for_each(|(b, v)| quantize(v, b));
 }
 
 /// [`quantize_blocks`] into `buf`, with the rounding error added to `acc`.

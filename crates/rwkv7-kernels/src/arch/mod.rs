@@ -205,7 +205,7 @@ pub(crate) trait QuantTile<W> {
         xq: [*const i8; T],
         xd: [*const f32; T],
         nb: usize,
-        store: &mut dyn FnMut(usize, usize, f32),
+        store: &mut impl FnMut(usize, usize, f32),
     ) where
         Self: Sized,
     {
@@ -226,7 +226,7 @@ pub(crate) unsafe fn int_rows_by_tile<W, K: QuantTile<W>, const T: usize>(
     xq: [*const i8; T],
     xd: [*const f32; T],
     nb: usize,
-    store: &mut dyn FnMut(usize, usize, f32),
+    store: &mut impl FnMut(usize, usize, f32),
 ) {
     for i in 0..n {
         // SAFETY: forwarded contract, row `i`.

@@ -692,7 +692,7 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
     xq: [*const i8; T],
     xd: [*const f32; T],
     nb: usize,
-    store: &mut dyn FnMut(usize, usize, f32),
+    store: &mut impl FnMut(usize, usize, f32),
 ) where
     Avx2: QuantTile<W>,
 {
@@ -756,7 +756,7 @@ macro_rules! pair_quant_tile {
                 xq: [*const i8; T],
                 xd: [*const f32; T],
                 nb: usize,
-                store: &mut dyn FnMut(usize, usize, f32),
+                store: &mut impl FnMut(usize, usize, f32),
             ) {
                 // SAFETY: forwarded contract.
                 unsafe { pair_int_rows(w, stride, n, xq, xd, nb, store) }
