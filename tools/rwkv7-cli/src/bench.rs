@@ -8,17 +8,20 @@
 //! - Prompt (`pp`): `-p` fixed pseudo-random tokens through the batched prefill, from
 //!   the zero state, last-token logits only. Decode (`tg`): `-n` steps of one token each,
 //!   every step computing all logits and picking the greedy argmax (the sampling cost a
-//!   real decode pays). Each is run `-r` times; the median time is reported.
-//! - Memory, read from `/proc/self/status` after decoding: `VmHWM` (peak resident set,
+//!   real decode pays). Each is run `-r` times; the median time is reported (decode
+//!   runs once more first, untimed).
+//! - Memory, read from `/proc/self/status` after that first decode run, before the
+//!   bandwidth probe's buffer exists: `VmHWM` (peak resident set,
 //!   mapped weights included) and `RssAnon` (private memory: state, scratch, logits,
 //!   heap).
-//! - Bandwidth: after the above (so its buffer is not in the peak), every thread of the
-//!   pool sums its share of a buffer far larger than any cache, in 7 timed passes after
-//!   one untimed. Their median is `bandwidth_gbs`, the statistic decode is reported
-//!   with (on a shared machine the best pass catches a quiet moment that a median of
-//!   decode runs does not); the fastest is `bandwidth_best_gbs`. The decode ceiling is
-//!   `bandwidth_gbs` divided by the bytes of weights a decode step reads (every layer
-//!   tensor and the head).
+//! - Bandwidth: every thread of the pool sums its share of a buffer far larger than
+//!   any cache. One pass follows each timed decode run (seven passes with `-n 0`), so
+//!   that decode and bandwidth are medians over the same stretch of time: on a shared
+//!   machine the bandwidth left to us swings by a third within a minute, and a probe
+//!   taken at another moment (or its best pass) measures a different machine. The
+//!   median pass is `bandwidth_gbs`, the fastest `bandwidth_best_gbs`. The decode
+//!   ceiling is `bandwidth_gbs` divided by the bytes of weights a decode step reads
+//!   (every layer tensor and the head).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -86,7 +89,7 @@ pub fn run(args: &Args) -> Result<()> {
         runner.feed(&prompt, Logits::Last(&mut logits)).with_context(at)?;
         Ok(start.elapsed())
     })?;
-    let tg = median_time(args.reps, args.decode > 0, || {
+    let mut decode_run = || -> Result<Duration> {
         runner.reset();
         runner.feed(&prompt[..prompt.len().min(1)], Logits::Last(&mut logits)).with_context(at)?;
         let start = Instant::now();
@@ -96,12 +99,38 @@ pub fn run(args: &Args) -> Result<()> {
             token = argmax(&logits);
         }
         Ok(start.elapsed())
-    })?;
+    };
+    // One untimed decode run, so that the memory figures include decoding, read before
+    // the probe's buffer exists.
+    if args.decode > 0 {
+        decode_run()?;
+    }
     let mem = read_memory_status().context("/proc/self/status")?;
+
+    // The timed decode runs, each followed by one probe pass: both statistics are medians
+    // over the same stretch of time, so the ratio does not depend on whether the rest of
+    // a shared machine was busy during one and quiet during the other.
+    let mut probe = (args.probe_mib > 0).then(|| Probe::new(&pool, args.probe_mib << 20));
+    let mut decode_times = Vec::new();
+    let mut rates = Vec::new();
+    if let Some(p) = &mut probe {
+        p.pass(); // untimed: brings the buffer's pages and the workers up to speed
+    }
+    let runs = if args.decode > 0 { args.reps as usize } else { PROBE_PASSES };
+    for _ in 0..runs {
+        if args.decode > 0 {
+            decode_times.push(decode_run()?);
+        }
+        if let Some(p) = &mut probe {
+            rates.push(p.pass());
+        }
+    }
+    let tg = median(&mut decode_times);
+    let bandwidth = median(&mut rates);
+    let best_bandwidth = rates.last().copied();
+    drop(probe);
     let overhead = measure_overhead(&pool, &runner, &logits);
 
-    let probe = if args.probe_mib > 0 { Some(read_bandwidth(&pool, args.probe_mib << 20)) } else { None };
-    let bandwidth = probe.map(|p| p.median);
     let bytes_per_token = runner.model().weight_bytes_per_token();
     let rate = |n: usize, t: Option<Duration>| t.map(|t| n as f64 / t.as_secs_f64());
     let (pp_rate, tg_rate) = (rate(args.prompt, pp), rate(args.decode, tg));
@@ -125,7 +154,7 @@ pub fn run(args: &Args) -> Result<()> {
         "load_ms": ms(load),
         "first_token_ms": ms(first_token),
         "bandwidth_gbs": bandwidth.map(|b| b / 1e9),
-        "bandwidth_best_gbs": probe.map(|p| p.best / 1e9),
+        "bandwidth_best_gbs": best_bandwidth.map(|b| b / 1e9),
         "ceiling_tg_tok_s": ceiling,
         "tg_of_ceiling": tg_rate.zip(ceiling).map(|(t, c)| t / c),
         "split_matmuls_per_token": overhead.splits,
@@ -143,7 +172,7 @@ pub fn run(args: &Args) -> Result<()> {
         fmt_opt(tg_rate),
         fmt_opt(ceiling),
         fmt_opt(bandwidth.map(|b| b / 1e9)),
-        fmt_opt(probe.map(|p| p.best / 1e9)),
+        fmt_opt(best_bandwidth.map(|b| b / 1e9)),
         mem.peak_rss as f64 / 1e6,
         mem.anon_rss as f64 / 1e6,
         ms(load),
@@ -238,8 +267,13 @@ fn median_time(reps: u32, enabled: bool, mut f: impl FnMut() -> Result<Duration>
         return Ok(None);
     }
     let mut times = (0..reps).map(|_| f()).collect::<Result<Vec<_>>>()?;
-    times.sort();
-    Ok(Some(times[times.len() / 2]))
+    Ok(median(&mut times))
+}
+
+/// The median of `xs` (the upper one of an even count), sorting `xs`; `None` if empty.
+fn median<T: PartialOrd + Copy>(xs: &mut [T]) -> Option<T> {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    xs.get(xs.len() / 2).copied()
 }
 
 /// Resident memory figures of this process.
@@ -268,35 +302,31 @@ fn parse_memory_status(status: &str) -> Result<MemoryStatus> {
     Ok(MemoryStatus { peak_rss: field("VmHWM")?, anon_rss: field("RssAnon")? })
 }
 
-/// Timed passes over the probe buffer (after one untimed pass): odd, so the median is
-/// one pass.
+/// Probe passes when no decode runs to interleave them with (`-n 0`): odd, so the
+/// median is one pass.
 const PROBE_PASSES: usize = 7;
 
-/// The probe's read bandwidth in bytes/s.
-#[derive(Clone, Copy)]
-struct Bandwidth {
-    /// Median of the timed passes: what decode's median run is compared with.
-    median: f64,
-    /// The fastest pass: the machine at its quietest.
-    best: f64,
+/// The read-bandwidth probe: `pool`'s threads each sum their share of a buffer far
+/// larger than any cache (written, so faulted in, when it is made).
+struct Probe<'p> {
+    pool: &'p ThreadPool,
+    buf: Vec<f32>,
 }
 
-/// Read bandwidth: `pool`'s threads each sum their share of a `bytes`-sized buffer
-/// (written, so faulted in, when it is made), one untimed pass, then [`PROBE_PASSES`].
-fn read_bandwidth(pool: &ThreadPool, bytes: usize) -> Bandwidth {
-    let mut buf = vec![1.0f32; bytes / 4];
-    let parts = pool.threads();
-    let part_len = buf.len().div_ceil(parts);
-    let mut pass = || {
+impl<'p> Probe<'p> {
+    fn new(pool: &'p ThreadPool, bytes: usize) -> Self {
+        Probe { pool, buf: vec![1.0f32; bytes / 4] }
+    }
+
+    /// One pass over the buffer; its read bandwidth in bytes/s.
+    fn pass(&mut self) -> f64 {
+        let part_len = self.buf.len().div_ceil(self.pool.threads());
         let start = Instant::now();
-        pool.run(|par| par.for_each_part(&mut buf, part_len, &|_, part| part[0] = sum_lanes(part)));
-        bytes as f64 / start.elapsed().as_secs_f64()
-    };
-    pass();
-    let mut rates: Vec<f64> = (0..PROBE_PASSES).map(|_| pass()).collect();
-    rates.sort_by(f64::total_cmp);
-    std::hint::black_box(&buf);
-    Bandwidth { median: rates[PROBE_PASSES / 2], best: rates[PROBE_PASSES - 1] }
+        self.pool.run(|par| par.for_each_part(&mut self.buf, part_len, &|_, part| part[0] = sum_lanes(part)));
+        let rate = (self.buf.len() * 4) as f64 / start.elapsed().as_secs_f64();
+        std::hint::black_box(&self.buf);
+        rate
+    }
 }
 
 /// Sum with 16 independent lanes, so the loop is bounded by loads, not by add latency.
@@ -331,6 +361,13 @@ mod tests {
         assert_eq!(p, prompt_tokens(128, 65536));
         assert!(p.iter().all(|&t| t < 65536));
         assert!(p.iter().collect::<std::collections::HashSet<_>>().len() > 100);
+    }
+
+    #[test]
+    fn median_is_the_middle_value() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4, 1]), Some(4));
+        assert_eq!(median::<f64>(&mut []), None);
     }
 
     #[test]
