@@ -253,6 +253,17 @@ impl Blocks {
         Matrix::new(data, rows, cols).expect("test shape")
     }
 
+    /// The dequantized weights of a K-quant type (`None` for the legacy types, whose
+    /// bound here is 0: every set runs their scalar kernel).
+    fn values(&self, ty: Ty) -> Option<Vec<f32>> {
+        match ty {
+            Ty::Q4K => Some(values(&self.q4k)),
+            Ty::Q5K => Some(values(&self.q5k)),
+            Ty::Q6K => Some(values(&self.q6k)),
+            Ty::Q4_1 | Ty::Q5_0 | Ty::Q5_1 => None,
+        }
+    }
+
     /// Per element `|a·s·c| + |b·m|`: the magnitudes of the two terms the kernels sum
     /// (they can cancel, so `|w|` alone would understate the rounding).
     fn abs_terms(&self, ty: Ty) -> Vec<f32> {
@@ -283,7 +294,8 @@ const TYPES: [Ty; 6] = [Ty::Q4K, Ty::Q5K, Ty::Q6K, Ty::Q4_1, Ty::Q5_0, Ty::Q5_1]
 /// Every set against scalar on random data (bound: `dot_bound` over the two terms'
 /// magnitudes and the quantized activations), plus decode/prefill and row-split
 /// independence. Shapes: odd row counts around the 2/4-row tiles, tokens 1..=9, one to
-/// three super-blocks, the 4096-column panel edge (16 and 17 super-blocks), 2048 and 5120.
+/// three super-blocks, the 4096-column panel edge (16 and 17 super-blocks), 2048 and 5120,
+/// and a decode call over three panels and several row blocks.
 #[test]
 fn matmul_matches_scalar() {
     let sets = kernel_sets("kquant matmul");
@@ -300,6 +312,9 @@ fn matmul_matches_scalar() {
         shapes.push((3, cols, 1));
         shapes.push((5, cols, 9));
     }
+    // Decode across three panels (the last one partial), in several row blocks of every
+    // panel (`decode_panels`: 16 to 32 rows at this width, by type).
+    shapes.push((77, 8448, 1));
     shapes.push((0, 256, 2));
     shapes.push((3, 256, 0));
     for (rows, cols, tokens) in shapes {
@@ -312,6 +327,10 @@ fn matmul_matches_scalar() {
                 abs_dot(&b.abs_terms(ty), &xq, rows, cols, tokens).into_iter().map(|s| dot_bound(cols, s)).collect();
             let mut want = vec![f32::NAN; rows * tokens];
             KernelSet::SCALAR.matmul(&m, &x, &mut want, tokens);
+            if let Some(w) = b.values(ty) {
+                let exact = exact_dot(&w, &xq, rows, cols, tokens);
+                assert_close(&format!("{ty:?}/scalar {rows}x{cols}x{tokens} vs exact"), &want, &exact, &bound);
+            }
             for k in &sets {
                 let what = format!("{ty:?}/{} {rows}x{cols}x{tokens}", k.name());
                 let mut got = vec![f32::NAN; rows * tokens];

@@ -62,7 +62,8 @@ fn run(k: &KernelSet, m: &Matrix<'_>, x: &[f32], tokens: usize) -> Vec<f32> {
 /// Shapes `(rows, cols, tokens)`: every boundary of the tiles (rows 1..9 around the
 /// 2/4/8-row tiles, tokens around the 4-token groups), of SIMD widths (cols around 8 and
 /// 32), of the 4096-column activation panel, the real RWKV-7 widths 768, 1024, 2048,
-/// 2560 and ×4, and the 65536-row head (kept cheap at 64 columns).
+/// 2560 and ×4, a decode call over several panels and row blocks, and the 65536-row
+/// head (kept cheap at 64 columns).
 fn shapes(quant: bool) -> Vec<(usize, usize, usize)> {
     let mut v = Vec::new();
     let small: &[usize] = if quant { &[0, 32, 64, 96, 128] } else { &[0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 127] };
@@ -84,6 +85,9 @@ fn shapes(quant: bool) -> Vec<(usize, usize, usize)> {
     }
     // Several cache row blocks (prefill sweeps row blocks × token groups).
     v.push((97, 4096, 5));
+    // Decode across three panels (the last one partial), in several row blocks of every
+    // panel (`decode_panels`: 24 rows of Q8_0, 56 of Q4_0 at this width).
+    v.push((125, 8192 + 32, 1));
     v.push((45, 768, 9));
     v.push((0, 64, 3));
     v.push((4, 64, 0));
@@ -111,6 +115,10 @@ fn check_type(ty: Ty) {
         for &path in paths {
             let want = run(&on_path(KernelSet::SCALAR, path), &m, &x, tokens);
             let bound = bounds(ty, path, &values, &x, rows, cols, tokens);
+            let xs =
+                if ty.is_quant() && path == QuantPath::Integer { quantized_activations(&x, cols) } else { x.clone() };
+            let exact = exact_dot(&values, &xs, rows, cols, tokens);
+            assert_close(&format!("{ty:?}/scalar/{path:?} {rows}x{cols}x{tokens} vs exact"), &want, &exact, &bound);
             for k in &sets {
                 let k = on_path(*k, path);
                 let what = format!("{ty:?}/{}/{path:?} {rows}x{cols}x{tokens}", k.name());

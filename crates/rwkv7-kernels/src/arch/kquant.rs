@@ -11,7 +11,7 @@
 //! once per row tile. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T};
+use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, decode_panels, decode_row_block};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 
@@ -75,6 +75,26 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
     }
     let mut acts = ActPanel::new();
     let per_panel = PANEL / W::ELEMS;
+    if let Some(panels) = decode_panels(job.tokens, nb, per_panel) {
+        for (p, src) in job.x[..job.cols].chunks(PANEL).enumerate() {
+            // SAFETY: the ISA is the caller's promise; `p < panels ≤ SUPER_T`.
+            unsafe { acts.quantize::<K>(p, src) };
+        }
+        let rb = decode_row_block(job.count, nb * core::mem::size_of::<W>());
+        let mut i0 = 0;
+        while i0 < job.count {
+            let rows = i0..(i0 + rb).min(job.count);
+            for p in 0..panels {
+                let b0 = p * per_panel;
+                let panel = Panel { acts: &acts, slot: p, t0: 0, b0, pb: (nb - b0).min(per_panel), nb };
+                // SAFETY: shapes checked above, panel `p` was just written to slot `p`,
+                // and the ISA is the caller's promise.
+                unsafe { rows_int::<W, K, 1>(job, out, &panel, rows.clone()) };
+            }
+            i0 = rows.end;
+        }
+        return;
+    }
     let mut s0 = 0;
     while s0 < job.tokens {
         let sn = (job.tokens - s0).min(SUPER_T);
@@ -86,26 +106,31 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                 // SAFETY: the ISA is the caller's promise.
                 unsafe { acts.quantize::<K>(t, src) };
             }
-            let p = Panel { acts: &acts, t0: s0, b0, pb, nb };
+            let p = Panel { acts: &acts, slot: 0, t0: s0, b0, pb, nb };
             // SAFETY: shapes checked above, the panel's `sn` tokens were just written, and
             // the ISA is the caller's promise.
-            unsafe { with_token_count!(sn, rows_int::<W, K>(job, out, &p)) };
+            unsafe { with_token_count!(sn, rows_int::<W, K>(job, out, &p, 0..job.count)) };
             b0 += pb;
         }
         s0 += sn;
     }
 }
 
-/// Every row of the call against the panel's `T` tokens.
+/// Rows `rows` of the call against the panel's `T` tokens.
 ///
 /// # Safety
-/// As [`kquant_matmul_int`]; `p` holds `T` initialised tokens; `count > 0`.
+/// As [`kquant_matmul_int`]; `p` holds `T` initialised tokens; `rows.end <= count`.
 #[inline(always)]
-unsafe fn rows_int<W: KBlock, K: KTile<W>, const T: usize>(job: &MatmulJob<'_, W>, out: &mut [f32], p: &Panel<'_>) {
-    let (xq, xd) = p.acts.tokens::<T>(0);
-    let mut store = p.writer(out, job.count, 0);
-    let w0 = job.w[job.first * p.nb + p.b0..].as_ptr();
-    // SAFETY: rows `first..first + count` are inside the checked matrix, each with `pb`
-    // blocks left from block `b0`; the panel holds `T` tokens' `pb` blocks.
-    unsafe { K::int_rows::<T>(w0, p.nb, job.count, xq, xd, p.pb, &mut store) };
+unsafe fn rows_int<W: KBlock, K: KTile<W>, const T: usize>(
+    job: &MatmulJob<'_, W>,
+    out: &mut [f32],
+    p: &Panel<'_>,
+    rows: core::ops::Range<usize>,
+) {
+    let (xq, xd) = p.acts.tokens::<T>(p.slot);
+    let mut store = p.writer(out, job.count, rows.start);
+    let w0 = job.w[(job.first + rows.start) * p.nb + p.b0..].as_ptr();
+    // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
+    // left from block `b0`; the panel holds `T` tokens' `pb` blocks.
+    unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, &mut store) };
 }

@@ -167,6 +167,19 @@ pub fn abs_dot(w: &[f32], x: &[f32], rows: usize, cols: usize, tokens: usize) ->
     out
 }
 
+/// `Σ_c w[r][c]·x[t][c]` per output, accumulated in f64 and rounded once: the reference
+/// the scalar set itself is held to, so that code every set shares (the drivers that cut
+/// rows, panels and token groups) is checked against something independent of it.
+pub fn exact_dot(w: &[f32], x: &[f32], rows: usize, cols: usize, tokens: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows * tokens];
+    for t in 0..tokens {
+        for r in 0..rows {
+            out[t * rows + r] = (0..cols).map(|c| w[r * cols + c] as f64 * x[t * cols + c] as f64).sum::<f64>() as f32;
+        }
+    }
+    out
+}
+
 /// The activations as the integer path sees them: quantized and dequantized per token.
 pub fn quantized_activations(x: &[f32], cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
