@@ -23,9 +23,17 @@ use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
 use rwkv7_kernels::{CpuFeatures, KernelSet, Matrix, MatrixData};
 
 /// `(rows, cols, tokens)`: 0.1B/0.4B-wide and 1.5B-wide layers, a layer too big for the
-/// cache, the vocabulary head; decode `T = 1` and a 64-token prefill chunk.
-const SHAPES: &[(usize, usize, usize)] =
-    &[(768, 768, 1), (2048, 2048, 1), (4096, 4096, 1), (65536, 768, 1), (768, 768, 64), (2048, 2048, 64)];
+/// cache, the 1.5B FFN value projection (rows over two activation panels), the
+/// vocabulary head; decode `T = 1` and a 64-token prefill chunk.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (768, 768, 1),
+    (2048, 2048, 1),
+    (4096, 4096, 1),
+    (2048, 8192, 1),
+    (65536, 768, 1),
+    (768, 768, 64),
+    (2048, 2048, 64),
+];
 
 /// Uniform values in [-1, 1) from a seeded xorshift64* (benchmarks need non-zero data).
 fn random(seed: u64, n: usize) -> Vec<f32> {
