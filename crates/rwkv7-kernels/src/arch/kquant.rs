@@ -11,7 +11,7 @@
 //! once per row tile. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, decode_panels, decode_row_block};
+use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, decode_panels, decode_row_blocks};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 
@@ -76,22 +76,14 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
     let mut acts = ActPanel::new();
     let per_panel = PANEL / W::ELEMS;
     if let Some(panels) = decode_panels(job.tokens, nb, per_panel) {
-        for (p, src) in job.x[..job.cols].chunks(PANEL).enumerate() {
-            // SAFETY: the ISA is the caller's promise; `p < panels ≤ SUPER_T`.
-            unsafe { acts.quantize::<K>(p, src) };
-        }
-        let rb = decode_row_block(job.count, nb * core::mem::size_of::<W>());
-        let mut i0 = 0;
-        while i0 < job.count {
-            let rows = i0..(i0 + rb).min(job.count);
+        // SAFETY: the ISA is the caller's promise; `panels ≤ SUPER_T`.
+        unsafe { acts.quantize_panels::<K>(&job.x[..job.cols]) };
+        for rows in decode_row_blocks(job.count, nb * core::mem::size_of::<W>()) {
             for p in 0..panels {
-                let b0 = p * per_panel;
-                let panel = Panel { acts: &acts, slot: p, t0: 0, b0, pb: (nb - b0).min(per_panel), nb };
-                // SAFETY: shapes checked above, panel `p` was just written to slot `p`,
-                // and the ISA is the caller's promise.
-                unsafe { rows_int::<W, K, 1>(job, out, &panel, rows.clone()) };
+                // SAFETY: shapes checked above, panel `p` is in slot `p`, and the ISA is
+                // the caller's promise.
+                unsafe { rows_int::<W, K, 1>(job, out, &Panel::decode(&acts, p, per_panel, nb), rows.clone()) };
             }
-            i0 = rows.end;
         }
         return;
     }

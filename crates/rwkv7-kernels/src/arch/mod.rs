@@ -125,6 +125,19 @@ impl ActPanel {
         unsafe { K::quantize(src.as_ptr(), xq.add(t * XQ_STRIDE), xd.add(t * XD_STRIDE), blocks) };
     }
 
+    /// Quantizes one token's row `x` (at most [`SUPER_T`] panels) panel `p` into slot
+    /// `p`, for [`decode_panels`].
+    ///
+    /// # Safety
+    /// The CPU must support `K`'s ISA.
+    #[inline(always)]
+    unsafe fn quantize_panels<K: QuantizeActs>(&mut self, x: &[f32]) {
+        for (p, src) in x.chunks(PANEL).enumerate() {
+            // SAFETY: forwarded; `quantize` checks `p < SUPER_T`.
+            unsafe { self.quantize::<K>(p, src) };
+        }
+    }
+
     /// Pointers to the quants and scales of tokens `t0..t0 + T`.
     #[inline(always)]
     fn tokens<const T: usize>(&self, t0: usize) -> ([*const i8; T], [*const f32; T]) {
@@ -172,10 +185,11 @@ fn decode_panels(tokens: usize, nb: usize, per_panel: usize) -> Option<usize> {
     (tokens == 1 && (2..=SUPER_T).contains(&panels)).then_some(panels)
 }
 
-/// Rows per block of a [`decode_panels`] call: [`DECODE_ROW_BLOCK_BYTES`] of rows of
-/// `row_bytes`, a multiple of 8 and at least 8.
-fn decode_row_block(count: usize, row_bytes: usize) -> usize {
-    (DECODE_ROW_BLOCK_BYTES / row_bytes.max(1) / 8 * 8).clamp(8, count.max(8))
+/// The row blocks of a [`decode_panels`] call: [`DECODE_ROW_BLOCK_BYTES`] of rows of
+/// `row_bytes` (a multiple of 8 rows, at least 8), the last one shorter.
+fn decode_row_blocks(count: usize, row_bytes: usize) -> impl Iterator<Item = Range<usize>> {
+    let rb = (DECODE_ROW_BLOCK_BYTES / row_bytes.max(1) / 8 * 8).max(8);
+    (0..count).step_by(rb).map(move |i0| i0..(i0 + rb).min(count))
 }
 
 /// A micro-kernel for float-typed weights (f32, f16, bf16).
@@ -370,22 +384,15 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
     }
     let mut acts = ActPanel::new();
     if let Some(panels) = decode_panels(job.tokens, nb, PANEL / QK) {
-        for (p, src) in job.x[..job.cols].chunks(PANEL).enumerate() {
-            // SAFETY: the ISA is the caller's promise; `p < panels ≤ SUPER_T`.
-            unsafe { acts.quantize::<K>(p, src) };
-        }
-        let rb = decode_row_block(job.count, nb * core::mem::size_of::<W>());
-        let mut i0 = 0;
-        while i0 < job.count {
-            let rows = i0..(i0 + rb).min(job.count);
+        // SAFETY: the ISA is the caller's promise; `panels ≤ SUPER_T`.
+        unsafe { acts.quantize_panels::<K>(&job.x[..job.cols]) };
+        for rows in decode_row_blocks(job.count, nb * core::mem::size_of::<W>()) {
             for p in 0..panels {
-                let b0 = p * (PANEL / QK);
-                let panel = Panel { acts: &acts, slot: p, t0: 0, b0, pb: (nb - b0).min(PANEL / QK), nb };
-                // SAFETY: shapes were checked above, panel `p` was just written to slot
-                // `p`, and the ISA is the caller's promise.
+                let panel = Panel::decode(&acts, p, PANEL / QK, nb);
+                // SAFETY: shapes were checked above, panel `p` is in slot `p`, and the ISA
+                // is the caller's promise.
                 unsafe { quant_rows_int::<W, K, 1>(job, out, &panel, rows.clone()) };
             }
-            i0 = rows.end;
         }
         return;
     }
@@ -428,7 +435,14 @@ struct Panel<'a> {
     nb: usize,
 }
 
-impl Panel<'_> {
+impl<'a> Panel<'a> {
+    /// Panel `p` of a single token quantized by [`ActPanel::quantize_panels`], for rows of
+    /// `nb` units, `per_panel` to a panel.
+    fn decode(acts: &'a ActPanel, p: usize, per_panel: usize, nb: usize) -> Self {
+        let b0 = p * per_panel;
+        Panel { acts, slot: p, t0: 0, b0, pb: nb.saturating_sub(b0).min(per_panel), nb }
+    }
+
     /// The store for output `(row i0 + i, token t)` of a call with `count` rows: the first
     /// panel of a row writes it, later panels add their partial sums.
     #[inline(always)]
