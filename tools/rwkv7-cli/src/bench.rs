@@ -125,9 +125,9 @@ pub fn run(args: &Args) -> Result<()> {
             rates.push(p.pass());
         }
     }
+    let best_bandwidth = rates.iter().copied().reduce(f64::max);
     let tg = median(&mut decode_times);
     let bandwidth = median(&mut rates);
-    let best_bandwidth = rates.last().copied();
     drop(probe);
     let overhead = measure_overhead(&pool, &runner, &logits);
 

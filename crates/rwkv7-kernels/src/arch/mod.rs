@@ -18,12 +18,12 @@ use core::ops::Range;
 
 use crate::{CpuFeatures, KernelSet, MatmulJob, QK};
 
-/// Defined before the ISA and K-quant modules, which use it too. Calls `$body` with `T = $tn` (1..=8) const-bound: the integer drivers multiply one
-/// weight row at a time against up to a whole panel of [`SUPER_T`] tokens. One row at a
-/// time keeps a single linear stream through the weights (what the memory prefetchers
-/// follow best, and decode is memory-bound), and 8 tokens per row leave the 16 AVX2
-/// registers enough room: 8 accumulators, the row's codes, scales and temporaries,
-/// without spills.
+/// Calls `$body` with `T = $tn` (1..=8) const-bound (defined before the ISA and K-quant
+/// modules, which use it too): the integer drivers multiply one weight row at a time
+/// against up to a whole panel of [`SUPER_T`] tokens. One row at a time keeps a single
+/// linear stream through the weights (what the memory prefetchers follow best, and
+/// decode is memory-bound), and 8 tokens per row leave the 16 AVX2 registers enough
+/// room: 8 accumulators, the row's codes, scales and temporaries, without spills.
 macro_rules! with_token_count {
     ($tn:expr, $f:ident::<$($g:ty),*>($($arg:expr),*)) => {
         match $tn {
