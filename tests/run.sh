@@ -6,6 +6,20 @@ bash tests/setup.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Disk: a CI machine once ran out of space part-way through this script (the build
+# directories of all targets together took 7.8 GB). Line tables keep panics' backtraces
+# readable at a fraction of full debug info's size, incremental caches are of no use to a
+# one-shot build, and each cross target's directory is removed once its last step is done.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+step "free disk space at the start"
+df -h .
+# Removes a target's build directory once no later step needs it.
+drop_build_dir() {
+  rm -rf "target/$1"
+  df -h . | tail -n 1
+}
+
 step "format"
 cargo fmt --all -- --check
 
@@ -58,8 +72,11 @@ CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linu
 step "Raspberry Pi 5: kernels, core, end-to-end and rwkv7-pi tests on aarch64 under qemu -cpu cortex-a76"
 targets/raspberry-pi/cross-test.sh aarch64-a76
 
+drop_build_dir aarch64-unknown-linux-gnu
+
 step "Raspberry Pi OS 32-bit: kernels, core, golden and demo-model tests on armv7 under qemu-arm"
 targets/raspberry-pi/cross-test.sh armv7 quick
+drop_build_dir armv7-unknown-linux-gnueabihf
 
 # No NDK can be had here, so no Android .so: check and build the static library instead
 # (the cdylib's link needs the NDK's crt and libs; targets/android/README.md).
@@ -69,6 +86,7 @@ cargo check -p rwkv7-android --target aarch64-linux-android --target armv7-linux
 for target in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android; do
   step "Android JNI crate: staticlib for $target"
   cargo rustc -p rwkv7-android --lib --crate-type staticlib --target "$target" --locked
+  drop_build_dir "$target"
 done
 
 step "Android JNI layer on the host JVM with -Xcheck:jni (Java; Kotlin when kotlinc can be had)"
