@@ -9,7 +9,7 @@ use core::fmt;
 
 use rwkv7_kernels::KernelSet;
 
-use crate::model::{GROUP_NORM_EPS, LayerTensors, Model};
+use crate::model::{GROUP_NORM_EPS, HyperParams, LayerTensors, Model};
 use crate::parallel::{self, Parallel, Sequential};
 use crate::state::State;
 
@@ -87,12 +87,23 @@ impl core::error::Error for ForwardError {}
 
 /// f32s of scratch needed to process `tokens` tokens per chunk.
 pub fn scratch_len(model: &Model<'_>, tokens: usize) -> usize {
-    let hp = model.hparams();
-    // 13 C-wide rows (see `Buffers`), one LoRA-hidden row and one FFN-hidden row per token.
-    tokens * (13 * hp.n_embd + hp.max_rank() + hp.ffn)
+    tokens * scratch_per_token(model.hparams()) + (DECODE_MIXES - 1) * model.hparams().n_embd
 }
 
-/// The per-chunk working rows, carved out of the caller's scratch.
+/// f32s of scratch each token of a chunk takes: 14 C-wide rows (see `Buffers`), the four
+/// LoRAs' hidden rows and the FFN's hidden row.
+fn scratch_per_token(hp: &HyperParams) -> usize {
+    14 * hp.n_embd + hp.rank_sum() + hp.ffn
+}
+
+/// The mixed inputs decode lerps at once (r, w, k, v, a, g); a chunk of more tokens mixes
+/// one at a time, so [`scratch_len`] adds the rows a one-token chunk lacks.
+const DECODE_MIXES: usize = 6;
+
+/// The per-chunk working rows, carved out of the caller's scratch. The projections' outputs
+/// lie back to back, so that decode can run those that read the same token as one split
+/// ([`parallel::matvec_group`]): with `T = 1`, `proj` is `r|k|v|hw|ha|hg|hv` and
+/// `lora_out` is `decay|a|g|v_gate`.
 struct Buffers<'s> {
     /// Residual stream `[T, C]`.
     x: &'s mut [f32],
@@ -100,44 +111,37 @@ struct Buffers<'s> {
     xn: &'s mut [f32],
     /// Token-shift difference `x_prev - x` `[T, C]`.
     sx: &'s mut [f32],
-    /// Mixed input of the current projection `[T, C]`.
+    /// Mixed input of the current projection `[T, C]`; decode's six mixes `[6, C]`.
     mixed: &'s mut [f32],
-    r: &'s mut [f32],
-    k: &'s mut [f32],
-    v: &'s mut [f32],
-    /// Decay `w`, then `exp(-0.606531·σ(w))`.
-    decay: &'s mut [f32],
-    a: &'s mut [f32],
-    g: &'s mut [f32],
+    /// `r`, `k`, `v` `[T, C]` each, then the LoRA hidden layers `[T, Dw]`, `[T, Da]`,
+    /// `[T, Dg]`, `[T, Dv]`.
+    proj: &'s mut [f32],
+    /// The LoRAs' outputs `[T, C]` each: decay `w` (then `exp(-0.606531·σ(w))`), `a`, the
+    /// gate `g` and the value-residual gate.
+    lora_out: &'s mut [f32],
     kk: &'s mut [f32],
     /// Layer 0's value `[T, C]`, mixed into later layers' values.
     v_first: &'s mut [f32],
     /// Attention output / FFN output before the residual add `[T, C]`.
     out: &'s mut [f32],
-    /// LoRA hidden layer `[T, Dmax]` (used as `[T, D]` for each rank `D`).
-    lora: &'s mut [f32],
     /// FFN hidden layer `[T, F]`.
     ffn: &'s mut [f32],
 }
 
 impl<'s> Buffers<'s> {
-    fn new(scratch: &'s mut [f32], t: usize, c: usize, rank: usize, ffn: usize) -> Self {
+    fn new(scratch: &'s mut [f32], t: usize, hp: &HyperParams) -> Self {
+        let c = hp.n_embd;
         let (x, rest) = scratch.split_at_mut(t * c);
         let (xn, rest) = rest.split_at_mut(t * c);
         let (sx, rest) = rest.split_at_mut(t * c);
-        let (mixed, rest) = rest.split_at_mut(t * c);
-        let (r, rest) = rest.split_at_mut(t * c);
-        let (k, rest) = rest.split_at_mut(t * c);
-        let (v, rest) = rest.split_at_mut(t * c);
-        let (decay, rest) = rest.split_at_mut(t * c);
-        let (a, rest) = rest.split_at_mut(t * c);
-        let (g, rest) = rest.split_at_mut(t * c);
+        let (mixed, rest) = rest.split_at_mut(t.max(DECODE_MIXES) * c);
+        let (proj, rest) = rest.split_at_mut(t * (3 * c + hp.rank_sum()));
+        let (lora_out, rest) = rest.split_at_mut(t * 4 * c);
         let (kk, rest) = rest.split_at_mut(t * c);
         let (v_first, rest) = rest.split_at_mut(t * c);
         let (out, rest) = rest.split_at_mut(t * c);
-        let (lora, rest) = rest.split_at_mut(t * rank);
-        let (ffn, _) = rest.split_at_mut(t * ffn);
-        Buffers { x, xn, sx, mixed, r, k, v, decay, a, g, kk, v_first, out, lora, ffn }
+        let (ffn, _) = rest.split_at_mut(t * hp.ffn);
+        Buffers { x, xn, sx, mixed, proj, lora_out, kk, v_first, out, ffn }
     }
 }
 
@@ -174,10 +178,9 @@ pub fn forward_parallel(
     if state.as_slice().len() != hp.state_len() {
         return Err(ForwardError::StateSize { expected: hp.state_len(), found: state.as_slice().len() });
     }
-    let per_token = scratch_len(model, 1);
-    let chunk = scratch.len() / per_token;
+    let chunk = scratch.len().saturating_sub(scratch_len(model, 0)) / scratch_per_token(&hp);
     if chunk == 0 {
-        return Err(ForwardError::ScratchTooSmall { needed: per_token, found: scratch.len() });
+        return Err(ForwardError::ScratchTooSmall { needed: scratch_len(model, 1), found: scratch.len() });
     }
     let expected = match &logits {
         Logits::None => None,
@@ -215,7 +218,7 @@ fn forward_chunk(
 ) {
     let hp = *model.hparams();
     let (t, c) = (tokens.len(), hp.n_embd);
-    let b = &mut Buffers::new(scratch, t, c, hp.max_rank(), hp.ffn);
+    let b = &mut Buffers::new(scratch, t, &hp);
     let g = model.globals();
 
     // x = LN0(emb[token]).
@@ -307,48 +310,35 @@ fn time_mix(
 ) {
     let hp = model.hparams();
     let vec = |r| model.vector(r);
-    let mat = |r| model.matrix(r);
     norm_and_shift(kernels, b.x, vec(layer.ln1_w), vec(layer.ln1_b), hp.ln_eps, b.xn, b.sx, x_prev);
-    let [x_r, x_w, x_k, x_v, x_a, x_g] = layer.mix.map(vec);
-
-    // r = W_r · xr
-    kernels.lerp(b.xn, b.sx, x_r, b.mixed);
-    parallel::matmul(par, kernels, &mat(layer.receptance), b.mixed, b.r, t);
-
-    // decay = exp(-0.606531 · σ(w0 + w2 · tanh(w1 · xw)))
-    kernels.lerp(b.xn, b.sx, x_w, b.mixed);
-    lora(kernels, par, &mat(layer.w1), &mat(layer.w2), KernelSet::tanh, b.mixed, b.lora, b.decay, t);
-    kernels.time_decay(vec(layer.w0), DECAY_SCALE, b.decay);
-
-    // k = W_k · xk
-    kernels.lerp(b.xn, b.sx, x_k, b.mixed);
-    parallel::matmul(par, kernels, &mat(layer.key), b.mixed, b.k, t);
-
-    // v = W_v · xv; layer 0 keeps it as v_first, later layers mix towards v_first by
-    // σ(v0 + v2 · (v1 · xv)).
-    kernels.lerp(b.xn, b.sx, x_v, b.mixed);
-    parallel::matmul(par, kernels, &mat(layer.value), b.mixed, b.v, t);
-    if l == 0 {
-        b.v_first.copy_from_slice(b.v);
+    if t == 1 {
+        projections_one_token(model, kernels, par, l, layer, b);
     } else {
-        lora(kernels, par, &mat(layer.v1), &mat(layer.v2), identity, b.mixed, b.lora, b.out, t);
-        kernels.value_residual(b.v, b.v_first, vec(layer.v0), b.out);
+        projections(model, kernels, par, l, layer, b, t);
     }
+    let (r, rest) = b.proj.split_at_mut(t * c);
+    let (k, rest) = rest.split_at_mut(t * c);
+    let v = &mut rest[..t * c];
+    let (decay, rest) = b.lora_out.split_at_mut(t * c);
+    let (a, rest) = rest.split_at_mut(t * c);
+    let (g, v_gate) = rest.split_at_mut(t * c);
 
-    // a = σ(a0 + a2 · (a1 · xa))
-    kernels.lerp(b.xn, b.sx, x_a, b.mixed);
-    lora(kernels, par, &mat(layer.a1), &mat(layer.a2), identity, b.mixed, b.lora, b.a, t);
-    kernels.bias_sigmoid(vec(layer.a0), b.a);
-
-    // g = g2 · σ(g1 · xg)
-    kernels.lerp(b.xn, b.sx, x_g, b.mixed);
-    lora(kernels, par, &mat(layer.g1), &mat(layer.g2), KernelSet::sigmoid, b.mixed, b.lora, b.g, t);
+    // decay = exp(-0.606531 · σ(w0 + w)); a = σ(a0 + a); layer 0 keeps v as v_first,
+    // later layers mix towards v_first by σ(v0 + v_gate).
+    kernels.time_decay(vec(layer.w0), DECAY_SCALE, decay);
+    kernels.bias_sigmoid(vec(layer.a0), a);
+    if l == 0 {
+        b.v_first.copy_from_slice(v);
+    } else {
+        kernels.value_residual(v, b.v_first, vec(layer.v0), v_gate);
+    }
 
     // kk = L2-normalise_per_head(k · k_k); then k ← k · (1 + (a - 1) · k_a).
     let n = hp.head_size;
-    kernels.key_prep(b.k, b.kk, b.a, vec(layer.k_k), vec(layer.k_a), n, L2_NORM_EPS);
+    kernels.key_prep(k, b.kk, a, vec(layer.k_k), vec(layer.k_a), n, L2_NORM_EPS);
 
-    wkv_heads(kernels, par, wkv, b, t, hp.n_head, n);
+    let wkv_in = WkvInputs { r, decay, k, v, kk: b.kk, a };
+    wkv_heads(kernels, par, wkv, &wkv_in, b.mixed, b.out, t, hp.n_head, n);
 
     // y = GroupNorm(y) + (Σ_j r·k·r_k) · v per head; then out = W_o · (y · g).
     let (ln_w, ln_b, r_k) = (vec(layer.ln_x_w), vec(layer.ln_x_b), vec(layer.r_k));
@@ -357,36 +347,139 @@ fn time_mix(
         kernels.group_norm(&mut b.out[row..row + c], ln_w, ln_b, n, GROUP_NORM_EPS);
         for h in 0..hp.n_head {
             let s = row + h * n;
-            let bonus: f32 = (0..n).map(|j| b.r[s + j] * b.k[s + j] * r_k[h * n + j]).sum();
+            let bonus: f32 = (0..n).map(|j| r[s + j] * k[s + j] * r_k[h * n + j]).sum();
             for j in 0..n {
-                b.out[s + j] += bonus * b.v[s + j];
+                b.out[s + j] += bonus * v[s + j];
             }
         }
     }
     for i in 0..t * c {
-        b.mixed[i] = b.out[i] * b.g[i];
+        b.mixed[i] = b.out[i] * g[i];
     }
-    parallel::matmul(par, kernels, &mat(layer.output), b.mixed, b.out, t);
+    parallel::matmul(par, kernels, &model.matrix(layer.output), &b.mixed[..t * c], b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
+}
+
+/// TimeMix's projections of a chunk of tokens, one matrix product at a time: `r`, `k`,
+/// `v` into `b.proj`, the four LoRAs (before their biases) into `b.lora_out`:
+/// - `r = W_r · xr`, `k = W_k · xk`, `v = W_v · xv`;
+/// - decay `w = w2 · tanh(w1 · xw)`, `a = a2 · (a1 · xa)`, `g = g2 · σ(g1 · xg)`;
+/// - from layer 1 on, the value-residual gate `v2 · (v1 · xv)`.
+fn projections(
+    model: &Model<'_>,
+    kernels: &KernelSet,
+    par: &dyn Parallel,
+    l: usize,
+    layer: &LayerTensors,
+    b: &mut Buffers<'_>,
+    t: usize,
+) {
+    let c = model.hparams().n_embd;
+    let mat = |r| model.matrix(r);
+    let [x_r, x_w, x_k, x_v, x_a, x_g] = layer.mix.map(|r| model.vector(r));
+    let (r, rest) = b.proj.split_at_mut(t * c);
+    let (k, rest) = rest.split_at_mut(t * c);
+    let (v, hidden) = rest.split_at_mut(t * c);
+    let (decay, rest) = b.lora_out.split_at_mut(t * c);
+    let (a, rest) = rest.split_at_mut(t * c);
+    let (g, v_gate) = rest.split_at_mut(t * c);
+    let mixed = &mut b.mixed[..t * c];
+
+    kernels.lerp(b.xn, b.sx, x_r, mixed);
+    parallel::matmul(par, kernels, &mat(layer.receptance), mixed, r, t);
+    kernels.lerp(b.xn, b.sx, x_w, mixed);
+    lora(kernels, par, &mat(layer.w1), &mat(layer.w2), KernelSet::tanh, mixed, hidden, decay, t);
+    kernels.lerp(b.xn, b.sx, x_k, mixed);
+    parallel::matmul(par, kernels, &mat(layer.key), mixed, k, t);
+    kernels.lerp(b.xn, b.sx, x_v, mixed);
+    parallel::matmul(par, kernels, &mat(layer.value), mixed, v, t);
+    if l > 0 {
+        lora(kernels, par, &mat(layer.v1), &mat(layer.v2), identity, mixed, hidden, v_gate, t);
+    }
+    kernels.lerp(b.xn, b.sx, x_a, mixed);
+    lora(kernels, par, &mat(layer.a1), &mat(layer.a2), identity, mixed, hidden, a, t);
+    kernels.lerp(b.xn, b.sx, x_g, mixed);
+    lora(kernels, par, &mat(layer.g1), &mat(layer.g2), KernelSet::sigmoid, mixed, hidden, g, t);
+}
+
+/// [`projections`] for one token (decode), in two splits instead of up to eleven: the
+/// products that read the mixed token (`W_r`, `W_k`, `W_v` and the LoRAs' down
+/// projections) as one [`parallel::matvec_group`] into `r|k|v|hw|ha|hg|hv`, then the
+/// LoRAs' up projections as another into `decay|a|g|v_gate`. Each output is the same
+/// kernel call's as in [`projections`], so the results are bit-identical.
+fn projections_one_token(
+    model: &Model<'_>,
+    kernels: &KernelSet,
+    par: &dyn Parallel,
+    l: usize,
+    layer: &LayerTensors,
+    b: &mut Buffers<'_>,
+) {
+    let hp = model.hparams();
+    let c = hp.n_embd;
+    let mat = |r| model.matrix(r);
+    for (mix, mixed) in layer.mix.iter().zip(b.mixed.chunks_exact_mut(c)) {
+        kernels.lerp(b.xn, b.sx, model.vector(*mix), mixed);
+    }
+    let mixed = |i: usize| &b.mixed[i * c..(i + 1) * c];
+    // In the order of `layer.mix`.
+    let [x_r, x_w, x_k, x_v, x_a, x_g] = core::array::from_fn(mixed);
+    // Layer 0 has no value-residual LoRA: its products are the first six.
+    let with_v = usize::from(l > 0);
+
+    // The seventh entry is read only from layer 1 on (a placeholder at layer 0).
+    let v1 = if l > 0 { layer.v1 } else { layer.g1 };
+    let down = [
+        (mat(layer.receptance), x_r),
+        (mat(layer.key), x_k),
+        (mat(layer.value), x_v),
+        (mat(layer.w1), x_w),
+        (mat(layer.a1), x_a),
+        (mat(layer.g1), x_g),
+        (mat(v1), x_v),
+    ];
+    let hidden_len = hp.decay_rank + hp.iclr_rank + hp.gate_rank + with_v * hp.value_rank;
+    let proj = &mut b.proj[..3 * c + hidden_len];
+    parallel::matvec_group(par, kernels, &down[..6 + with_v], proj);
+
+    let (hw, rest) = proj[3 * c..].split_at_mut(hp.decay_rank);
+    let (ha, rest) = rest.split_at_mut(hp.iclr_rank);
+    let (hg, hv) = rest.split_at_mut(hp.gate_rank);
+    kernels.tanh(hw);
+    kernels.sigmoid(hg);
+    let (v2, hv) = if l > 0 { (layer.v2, &*hv) } else { (layer.g2, &*hg) };
+    let up = [(mat(layer.w2), &*hw), (mat(layer.a2), &*ha), (mat(layer.g2), &*hg), (mat(v2), hv)];
+    parallel::matvec_group(par, kernels, &up[..3 + with_v], &mut b.lora_out[..(3 + with_v) * c]);
+}
+
+/// The per-token inputs of the WKV recurrence, `[T, C]` each.
+struct WkvInputs<'a> {
+    r: &'a [f32],
+    decay: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    kk: &'a [f32],
+    a: &'a [f32],
 }
 
 /// The WKV recurrence of one layer: sequential over the chunk's `t` tokens, independent
 /// across heads, so the heads are split across `par` (each head's result is the same
 /// whatever the split). Each part writes its heads' `y` head-major (`[head][t][n]`) into
-/// `b.mixed` (free until the output gate); `y` is then copied token-major into `b.out`.
+/// `y_heads` (scratch); `y` is then copied token-major into `out`.
 fn wkv_heads(
     kernels: &KernelSet,
     par: &dyn Parallel,
     state: &mut [f32],
-    b: &mut Buffers<'_>,
+    x: &WkvInputs<'_>,
+    y_heads: &mut [f32],
+    out: &mut [f32],
     t: usize,
     n_head: usize,
     n: usize,
 ) {
     let c = n_head * n;
     let heads_per_part = n_head.div_ceil(par.threads());
-    let y_heads = &mut b.mixed[..t * c];
-    let (r, decay, k, v, kk, a) = (&*b.r, &*b.decay, &*b.k, &*b.v, &*b.kk, &*b.a);
+    let y_heads = &mut y_heads[..t * c];
     par.for_each_part_pair(state, heads_per_part * n * n, y_heads, heads_per_part * t * n, &|part, states, ys| {
         for (j, (head_state, y)) in states.chunks_mut(n * n).zip(ys.chunks_mut(t * n)).enumerate() {
             let h = part * heads_per_part + j;
@@ -395,12 +488,12 @@ fn wkv_heads(
                 let at = s..s + n;
                 kernels.wkv7_head(
                     head_state,
-                    &r[at.clone()],
-                    &decay[at.clone()],
-                    &k[at.clone()],
-                    &v[at.clone()],
-                    &kk[at.clone()],
-                    &a[at],
+                    &x.r[at.clone()],
+                    &x.decay[at.clone()],
+                    &x.k[at.clone()],
+                    &x.v[at.clone()],
+                    &x.kk[at.clone()],
+                    &x.a[at],
                     &mut y[i * n..(i + 1) * n],
                 );
             }
@@ -409,7 +502,7 @@ fn wkv_heads(
     for h in 0..n_head {
         for i in 0..t {
             let s = i * c + h * n;
-            b.out[s..s + n].copy_from_slice(&b.mixed[(h * t + i) * n..][..n]);
+            out[s..s + n].copy_from_slice(&y_heads[(h * t + i) * n..][..n]);
         }
     }
 }
@@ -426,8 +519,9 @@ fn channel_mix(
 ) {
     let eps = model.hparams().ln_eps;
     norm_and_shift(kernels, b.x, model.vector(layer.ln2_w), model.vector(layer.ln2_b), eps, b.xn, b.sx, x_prev);
-    kernels.lerp(b.xn, b.sx, model.vector(layer.ffn_x_k), b.mixed);
-    parallel::matmul(par, kernels, &model.matrix(layer.ffn_key), b.mixed, b.ffn, t);
+    let mixed = &mut b.mixed[..b.xn.len()];
+    kernels.lerp(b.xn, b.sx, model.vector(layer.ffn_x_k), mixed);
+    parallel::matmul(par, kernels, &model.matrix(layer.ffn_key), mixed, b.ffn, t);
     kernels.relu_squared(b.ffn);
     parallel::matmul(par, kernels, &model.matrix(layer.ffn_value), b.ffn, b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);

@@ -64,6 +64,11 @@ impl HyperParams {
     pub fn max_rank(&self) -> usize {
         self.decay_rank.max(self.iclr_rank).max(self.value_rank).max(self.gate_rank)
     }
+
+    /// The four LoRA ranks together.
+    pub fn rank_sum(&self) -> usize {
+        self.decay_rank + self.iclr_rank + self.value_rank + self.gate_rank
+    }
 }
 
 /// A tensor name, printable without an allocator: `blk.{layer}.{suffix}` or `{suffix}`.

@@ -12,6 +12,9 @@ use rwkv7_kernels::{KernelSet, Matrix};
 /// The work on one pair of parts of [`Parallel::for_each_part_pair`].
 pub type PairTask<'a> = dyn Fn(usize, &mut [f32], &mut [f32]) + Sync + 'a;
 
+/// The work on one part of [`Parallel::for_each_range`]: `(index, start, part)`.
+pub type RangeTask<'a> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'a;
+
 /// Runs the parts of one split operation, possibly concurrently.
 pub trait Parallel: Sync {
     /// How many parts to cut work into (at least 1; normally the number of threads).
@@ -26,6 +29,11 @@ pub trait Parallel: Sync {
     /// `a.chunks_mut(a_len)` and `b.chunks_mut(b_len)` (equal in number), `i` being the
     /// parts' index; otherwise as [`Parallel::for_each_part`].
     fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>);
+
+    /// Calls `task(i, start, part)` for every part `out[start..ends[i]]`, where `start`
+    /// is the previous part's end (0 for the first); `ends` ascends and its last entry is
+    /// `out.len()`. Parts may be empty. Otherwise as [`Parallel::for_each_part`].
+    fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>);
 
     /// Matrices of fewer bytes run unsplit (default [`MIN_SPLIT_BYTES`]; tests lower it
     /// to split every matrix).
@@ -52,6 +60,17 @@ impl Parallel for Sequential {
     fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
         for (i, (pa, pb)) in a.chunks_mut(a_len.max(1)).zip(b.chunks_mut(b_len.max(1))).enumerate() {
             task(i, pa, pb);
+        }
+    }
+
+    fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
+        assert!(ends.last() == Some(&out.len()), "for_each_range: the last part must end at the output's end");
+        let mut rest = out;
+        let mut start = 0;
+        for (i, &end) in ends.iter().enumerate() {
+            let (part, tail) = rest.split_at_mut(end - start);
+            task(i, start, part);
+            (rest, start) = (tail, end);
         }
     }
 }
@@ -81,15 +100,157 @@ pub fn matmul(par: &dyn Parallel, kernels: &KernelSet, w: &Matrix<'_>, x: &[f32]
     if parts <= 1 || work < par.min_split_bytes() || tokens == 0 || rows == 0 {
         kernels.matmul(w, x, out, tokens);
     } else if tokens == 1 {
-        let per = rows.div_ceil(parts).next_multiple_of(ROW_ALIGN);
-        par.for_each_part(out, per, &|i, part| {
-            kernels.matmul_rows(w, x, part, 1, i * per, part.len());
-        });
+        matvec_group(par, kernels, &[(*w, x)], out);
     } else {
         let per = tokens.div_ceil(parts);
         par.for_each_part(out, per * rows, &|i, part| {
             let (t0, n) = (i * per, part.len() / rows);
             kernels.matmul_rows(w, &x[t0 * cols..(t0 + n) * cols], part, n, 0, rows);
         });
+    }
+}
+
+/// The most parts [`matvec_group`] cuts its rows into (its part ends live in an array on
+/// the stack); more threads than this leave the rest idle on a group.
+const MAX_GROUP_PARTS: usize = 64;
+
+/// Independent one-token products `out_i = w_i · x_i` as one split: their outputs lie back
+/// to back in `out` (`w_0`'s rows, then `w_1`'s, ...), and each part takes one contiguous
+/// range of those rows, cut where the weight bytes before it reach `i/parts` of the total.
+/// Decode runs the projections that read the same token this way, so that a layer costs
+/// a few fork-joins rather than one per matrix: each join waits for the slower thread,
+/// and at 0.1B a matrix is only a few microseconds of work per thread.
+///
+/// Results are the ones [`KernelSet::matmul`] gives each product alone, whatever the
+/// split (the kernels' determinism contract).
+pub fn matvec_group(par: &dyn Parallel, kernels: &KernelSet, products: &[(Matrix<'_>, &[f32])], out: &mut [f32]) {
+    let rows: usize = products.iter().map(|(w, _)| w.rows()).sum();
+    assert_eq!(out.len(), rows, "matvec_group: the output holds every product's rows");
+    let bytes: usize = products.iter().map(|(w, _)| w.data().n_bytes()).sum();
+    let parts = par.threads().min(MAX_GROUP_PARTS);
+    if parts <= 1 || bytes < par.min_split_bytes() || rows == 0 {
+        group_rows(kernels, products, 0, out);
+        return;
+    }
+    let mut ends = [rows; MAX_GROUP_PARTS];
+    let mut product = 0;
+    let (mut first_row, mut bytes_before) = (0, 0);
+    for (i, end) in ends[..parts - 1].iter_mut().enumerate() {
+        let target = bytes * (i + 1) / parts;
+        while bytes_before + products[product].0.data().n_bytes() <= target {
+            first_row += products[product].0.rows();
+            bytes_before += products[product].0.data().n_bytes();
+            product += 1;
+        }
+        // The cut falls inside `product` (the last product's bytes exceed any target):
+        // at the row holding the target byte, rounded to a multiple of ROW_ALIGN.
+        let w = &products[product].0;
+        let row = (target - bytes_before) * w.rows() / w.data().n_bytes();
+        *end = first_row + (row + ROW_ALIGN / 2) / ROW_ALIGN * ROW_ALIGN;
+        *end = (*end).min(first_row + w.rows());
+    }
+    par.for_each_range(out, &ends[..parts], &|_, start, part| group_rows(kernels, products, start, part));
+}
+
+/// Rows `start..start + out.len()` of [`matvec_group`]'s concatenated products.
+fn group_rows(kernels: &KernelSet, products: &[(Matrix<'_>, &[f32])], start: usize, out: &mut [f32]) {
+    let end = start + out.len();
+    let mut first_row = 0;
+    for (w, x) in products {
+        let (lo, hi) = (start.max(first_row), end.min(first_row + w.rows()));
+        if lo < hi {
+            kernels.matmul_rows(w, x, &mut out[lo - start..hi - start], 1, lo - first_row, hi - lo);
+        }
+        first_row += w.rows();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    use rwkv7_kernels::MatrixData;
+
+    use super::*;
+
+    /// Runs parts in order, like [`Sequential`], but claims `threads` threads, splits every
+    /// product, and records the parts [`Parallel::for_each_range`] was given.
+    struct Recorder {
+        threads: usize,
+        ranges: Mutex<Vec<(usize, usize)>>,
+    }
+
+    impl Parallel for Recorder {
+        fn threads(&self) -> usize {
+            self.threads
+        }
+        fn min_split_bytes(&self) -> usize {
+            0
+        }
+        fn for_each_part(&self, out: &mut [f32], part_len: usize, task: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+            Sequential.for_each_part(out, part_len, task)
+        }
+        fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
+            Sequential.for_each_part_pair(a, a_len, b, b_len, task)
+        }
+        fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
+            Sequential.for_each_range(out, ends, &|i, start, part| {
+                self.ranges.lock().unwrap().push((start, part.len()));
+                task(i, start, part)
+            })
+        }
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 + seed * 104729) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn a_group_splits_by_weight_bytes_and_matches_each_product_alone() {
+        // Rows of 32, 256 and 32 columns: 128, 1024 and 128 bytes per row.
+        let shapes = [(100, 32), (30, 256), (7, 32)];
+        let weights: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, &(r, c))| values(r * c, i)).collect();
+        let inputs: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, &(_, c))| values(c, 10 + i)).collect();
+        let products: Vec<(Matrix<'_>, &[f32])> = shapes
+            .iter()
+            .zip(&weights)
+            .zip(&inputs)
+            .map(|((&(r, c), w), x)| (Matrix::new(MatrixData::F32(w), r, c).unwrap(), x.as_slice()))
+            .collect();
+        let kernels = KernelSet::SCALAR;
+        let mut alone = Vec::new();
+        for (w, x) in &products {
+            let mut out = std::vec![0.0; w.rows()];
+            kernels.matmul(w, x, &mut out, 1);
+            alone.extend(out);
+        }
+        let bytes_of_row = |row: usize| if (100..130).contains(&row) { 1024 } else { 128 };
+        let bytes_before = |row: usize| (0..row).map(bytes_of_row).sum::<usize>();
+        let total = bytes_before(137);
+        for threads in [2, 3, 5] {
+            let par = Recorder { threads, ranges: Mutex::new(Vec::new()) };
+            let mut out = std::vec![f32::NAN; 137];
+            matvec_group(&par, &kernels, &products, &mut out);
+            assert!(out == alone, "{threads} threads: results differ from each product alone");
+            let ranges = par.ranges.into_inner().unwrap();
+            assert_eq!(ranges.len(), threads);
+            // Part i ends where the bytes before it reach i/threads of the total, moved by
+            // the rounding to a multiple of ROW_ALIGN rows: at most half of ROW_ALIGN rows
+            // (plus the row the target falls in) of the product the cut lies in.
+            for (i, &(start, len)) in ranges[..threads - 1].iter().enumerate() {
+                let end = start + len;
+                let target = total * (i + 1) / threads;
+                let row_bytes = bytes_of_row(end.saturating_sub(1)).max(bytes_of_row(end));
+                let slack = (ROW_ALIGN / 2 + 1) * row_bytes;
+                assert!(
+                    bytes_before(end).abs_diff(target) <= slack,
+                    "{threads} threads: part {i} ends at row {end}, {} bytes in, aiming at {target}",
+                    bytes_before(end)
+                );
+            }
+        }
     }
 }

@@ -6,9 +6,10 @@
 //! outside thread: a few microseconds per matrix, measured by `rwkv7 bench`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
-use rwkv7_core::parallel::{MIN_SPLIT_BYTES, PairTask};
+use rwkv7_core::parallel::{MIN_SPLIT_BYTES, PairTask, RangeTask};
 use rwkv7_core::{Parallel, Sequential};
 
 /// Environment variable that sets the default thread count (`0` or unset: all cores).
@@ -21,6 +22,8 @@ pub struct ThreadPool {
     pool: Option<Arc<rayon::ThreadPool>>,
     threads: usize,
     min_split_bytes: usize,
+    /// Splits run on the worker threads so far, by this pool and its clones.
+    fork_joins: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -47,12 +50,17 @@ impl ThreadPool {
             .thread_name(|i| format!("rwkv7-worker-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(ThreadPool { pool: Some(Arc::new(pool)), threads, min_split_bytes: MIN_SPLIT_BYTES })
+        Ok(ThreadPool {
+            pool: Some(Arc::new(pool)),
+            threads,
+            min_split_bytes: MIN_SPLIT_BYTES,
+            fork_joins: Arc::default(),
+        })
     }
 
     /// No worker threads: everything runs on the calling thread.
     pub fn single() -> Self {
-        ThreadPool { pool: None, threads: 1, min_split_bytes: MIN_SPLIT_BYTES }
+        ThreadPool { pool: None, threads: 1, min_split_bytes: MIN_SPLIT_BYTES, fork_joins: Arc::default() }
     }
 
     /// The default pool: `$RWKV7_THREADS` threads if set to a number, else one per core.
@@ -86,6 +94,20 @@ impl ThreadPool {
         self.threads
     }
 
+    /// How many splits (fork-joins) this pool and its clones have run on their worker
+    /// threads so far: `rwkv7 bench` counts a decode step's this way.
+    pub fn fork_joins(&self) -> usize {
+        self.fork_joins.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the pool (inline when already on one of its workers), counting one
+    /// fork-join; `None` without worker threads.
+    fn split<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Option<R> {
+        let pool = self.pool.as_ref()?;
+        self.fork_joins.fetch_add(1, Ordering::Relaxed);
+        Some(pool.install(f))
+    }
+
     /// The same pool, splitting every matrix of at least `bytes` bytes (tests use 0 to
     /// exercise the split on small models).
     pub fn with_min_split_bytes(mut self, bytes: usize) -> Self {
@@ -114,23 +136,44 @@ impl Parallel for ThreadPool {
 
     fn for_each_part(&self, out: &mut [f32], part_len: usize, task: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         let part_len = part_len.max(1);
-        match &self.pool {
-            // `install` runs inline when already on one of this pool's workers.
-            Some(pool) => pool.install(|| out.par_chunks_mut(part_len).enumerate().for_each(|(i, p)| task(i, p))),
-            None => Sequential.for_each_part(out, part_len, task),
+        let run = || out.par_chunks_mut(part_len).enumerate().for_each(|(i, p)| task(i, p));
+        if self.split(run).is_none() {
+            Sequential.for_each_part(out, part_len, task);
         }
     }
 
     fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
         let (a_len, b_len) = (a_len.max(1), b_len.max(1));
-        match &self.pool {
-            Some(pool) => pool.install(|| {
-                a.par_chunks_mut(a_len)
-                    .zip(b.par_chunks_mut(b_len))
-                    .enumerate()
-                    .for_each(|(i, (pa, pb))| task(i, pa, pb))
-            }),
-            None => Sequential.for_each_part_pair(a, a_len, b, b_len, task),
+        let run = || {
+            a.par_chunks_mut(a_len).zip(b.par_chunks_mut(b_len)).enumerate().for_each(|(i, (pa, pb))| task(i, pa, pb))
+        };
+        if self.split(run).is_none() {
+            Sequential.for_each_part_pair(a, a_len, b, b_len, task);
+        }
+    }
+
+    fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
+        assert!(ends.last() == Some(&out.len()), "for_each_range: the last part must end at the output's end");
+        if self.split(|| join_ranges(out, ends, 0, 0, task)).is_none() {
+            Sequential.for_each_range(out, ends, task);
+        }
+    }
+}
+
+/// Runs the parts `first..first + ends.len()` of [`Parallel::for_each_range`] by halving
+/// them with `rayon::join`; `out` starts at row `start` of the whole output.
+fn join_ranges(out: &mut [f32], ends: &[usize], first: usize, start: usize, task: &RangeTask<'_>) {
+    match ends {
+        [] => {}
+        [_] => task(first, start, out),
+        _ => {
+            let mid = ends.len() / 2;
+            let split = ends[mid - 1];
+            let (left, right) = out.split_at_mut(split - start);
+            rayon::join(
+                || join_ranges(left, &ends[..mid], first, start, task),
+                || join_ranges(right, &ends[mid..], first + mid, split, task),
+            );
         }
     }
 }
@@ -138,6 +181,19 @@ impl Parallel for ThreadPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_cover_the_output_once() {
+        let pool = ThreadPool::new(3).unwrap();
+        let mut out = vec![0.0f32; 40];
+        let ends = [0, 7, 7, 20, 33, 40];
+        pool.for_each_range(&mut out, &ends, &|i, start, part| {
+            let from = if i == 0 { 0 } else { ends[i - 1] };
+            assert_eq!((start, part.len()), (from, ends[i] - from));
+            part.iter_mut().enumerate().for_each(|(j, v)| *v += (start + j) as f32);
+        });
+        assert!(out.iter().enumerate().all(|(j, &v)| v == j as f32));
+    }
 
     #[test]
     fn the_shared_pool_is_one_pool() {

@@ -77,10 +77,12 @@ pub fn run(args: &Args) -> Result<()> {
     let hp = *model.hparams();
     let at = || args.model.display().to_string();
     let mut logits = vec![0f32; hp.vocab];
-    let start = Instant::now();
+    let (start, fork_joins) = (Instant::now(), pool.fork_joins());
     runner.feed(&[0], Logits::Last(&mut logits)).with_context(at)?;
     std::hint::black_box(argmax(&logits));
     let first_token = start.elapsed();
+    // A decode step's splits, as the pool counted them.
+    let splits = pool.fork_joins() - fork_joins;
 
     let prompt = prompt_tokens(args.prompt, hp.vocab);
     let pp = median_time(args.reps, args.prompt > 0, || {
@@ -129,7 +131,7 @@ pub fn run(args: &Args) -> Result<()> {
     let tg = median(&mut decode_times);
     let bandwidth = median(&mut rates);
     drop(probe);
-    let overhead = measure_overhead(&pool, &runner, &logits);
+    let overhead = measure_overhead(&pool, splits, &logits);
 
     let bytes_per_token = runner.model().weight_bytes_per_token();
     let rate = |n: usize, t: Option<Duration>| t.map(|t| n as f64 / t.as_secs_f64());
@@ -157,12 +159,12 @@ pub fn run(args: &Args) -> Result<()> {
         "bandwidth_best_gbs": best_bandwidth.map(|b| b / 1e9),
         "ceiling_tg_tok_s": ceiling,
         "tg_of_ceiling": tg_rate.zip(ceiling).map(|(t, c)| t / c),
-        "split_matmuls_per_token": overhead.splits,
+        "fork_joins_per_token": overhead.splits,
         "fork_join_us_per_token": overhead.fork_join_us,
         "sampling_us_per_token": overhead.sampling_us,
     });
     eprintln!(
-        "{}: {} threads, {}; pp{} {} tok/s, tg{} {} tok/s (ceiling {} tok/s at {} GB/s, median of the probe; best pass {} GB/s); peak RSS {:.1} MB, private {:.1} MB; load {:.1} ms + first token {:.1} ms; per token: {} split matmuls, fork-join {:.1} µs, sampling {:.1} µs",
+        "{}: {} threads, {}; pp{} {} tok/s, tg{} {} tok/s (ceiling {} tok/s at {} GB/s, median of the probe; best pass {} GB/s); peak RSS {:.1} MB, private {:.1} MB; load {:.1} ms + first token {:.1} ms; per token: {} fork-joins costing {:.1} µs, sampling {:.1} µs",
         args.model.display(),
         pool.threads(),
         kernels.name(),
@@ -187,7 +189,8 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// What a decode step costs besides the arithmetic.
 struct Overhead {
-    /// Matrix products per token large enough to be split across the threads.
+    /// Splits (fork-joins) of one decode step: matrix products, groups of them and the
+    /// WKV heads.
     splits: usize,
     /// Their fork-join cost: `splits` empty splits in a row, timed.
     fork_join_us: f64,
@@ -195,18 +198,9 @@ struct Overhead {
     sampling_us: f64,
 }
 
-/// Times an empty fork-join on `pool` and the greedy pick over `logits` (medians of many
-/// runs), and counts the split matrix products of one decode step.
-fn measure_overhead(pool: &ThreadPool, runner: &Runner<'_>, logits: &[f32]) -> Overhead {
-    use rwkv7_core::Parallel;
-    let model = runner.model();
-    let min = pool.min_split_bytes();
-    let layer_mats = model.layers().iter().flat_map(|l| l.all()).map(|t| model.tensor_bytes(t));
-    let splits = if pool.threads() > 1 {
-        layer_mats.chain([model.tensor_bytes(model.globals().head)]).filter(|&b| b >= min && b > 0).count()
-    } else {
-        0
-    };
+/// Times `splits` empty fork-joins on `pool` and the greedy pick over `logits` (medians
+/// of many runs).
+fn measure_overhead(pool: &ThreadPool, splits: usize, logits: &[f32]) -> Overhead {
     let median_us = |f: &mut dyn FnMut()| {
         let mut t: Vec<f64> = (0..201)
             .map(|_| {
@@ -252,13 +246,7 @@ fn prompt_tokens(n: usize, vocab: usize) -> Vec<u32> {
 
 /// The greedy choice: the first index of the largest logit.
 fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
+    rwkv7_core::sampler::argmax(logits) as u32
 }
 
 /// The median of `reps` timings of `f` (`None` if `enabled` is false).

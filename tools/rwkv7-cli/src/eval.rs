@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use rwkv7::{DEFAULT_CHUNK, LoadedModel, Runner, select_kernels};
 use rwkv7_core::Logits;
+use rwkv7_core::sampler::argmax;
 
 /// Arguments of `rwkv7 eval`.
 #[derive(clap::Args)]
@@ -71,11 +72,6 @@ pub fn log_softmax(logits: &[f32], out: &mut Vec<f64>) {
 /// `KL(p ‖ q) = Σ p·(log p − log q)` from log-probabilities.
 pub fn kl(log_p: &[f64], log_q: &[f64]) -> f64 {
     log_p.iter().zip(log_q).map(|(&lp, &lq)| if lp == f64::NEG_INFINITY { 0.0 } else { lp.exp() * (lp - lq) }).sum()
-}
-
-/// Index of the largest value (the first one on ties).
-pub fn argmax(x: &[f32]) -> usize {
-    x.iter().enumerate().fold(0, |best, (i, &v)| if v > x[best] { i } else { best })
 }
 
 /// Running totals of an evaluation.
