@@ -1,25 +1,43 @@
 //! The thread pool the forward pass splits its matrix products across.
 //!
 //! The core cuts work into parts ([`rwkv7_core::parallel`]); this runs them on a
-//! persistent rayon pool. A forward call runs *inside* the pool (`install`), so splitting
-//! a matrix is a local fork-join between warm workers rather than a hand-off from an
-//! outside thread: a few microseconds per matrix, measured by `rwkv7 bench`.
+//! persistent [`micropool`] pool. The calling thread takes part in every split (it runs
+//! the first half of each `join` itself), and idle workers spin for a while before they
+//! sleep, so a split costs no hand-off to another thread. Decode makes a split every
+//! 30–70 µs with short single-threaded steps in between: with rayon (a forward call
+//! handed to the pool, workers yielding to the OS between splits) the thread that took
+//! the second half started late enough to cost 5–8 % of decode speed (measured in
+//! `rwkv7 bench`, `crates/rwkv7-kernels/KERNELS.md`).
+//!
+//! micropool aborts the process if a task panics; every task here runs under
+//! `catch_unwind`, and the panic is raised again on the calling thread once the split
+//! has finished, as with rayon.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use rayon::prelude::*;
 use rwkv7_core::parallel::{MIN_SPLIT_BYTES, PairTask, RangeTask};
 use rwkv7_core::{Parallel, Sequential};
 
 /// Environment variable that sets the default thread count (`0` or unset: all cores).
 pub const THREADS_ENV: &str = "RWKV7_THREADS";
 
+/// Cycles an idle worker spins, watching for work, before it sleeps: about 30 µs at
+/// 3 GHz, longer than the single-threaded steps between a decode step's splits (a few
+/// µs) and the greedy pick between two tokens (about 12 µs at a 65536-entry
+/// vocabulary), so decode never wakes a sleeping thread; an idle session costs nothing
+/// after that. (micropool's default, 3000 cycles, let workers fall asleep between
+/// tokens.)
+const IDLE_SPIN_CYCLES: usize = 100_000;
+
 /// A shareable handle to a pool of worker threads (cloning shares the pool).
 #[derive(Clone)]
 pub struct ThreadPool {
     /// `None` for one thread: work runs on the caller's thread, no pool is started.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Otherwise `threads - 1` workers: the caller is the last thread.
+    pool: Option<Arc<micropool::ThreadPool>>,
     threads: usize,
     min_split_bytes: usize,
     /// Splits run on the worker threads so far, by this pool and its clones.
@@ -45,11 +63,18 @@ impl ThreadPool {
         if threads == 1 {
             return Ok(Self::single());
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("rwkv7-worker-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
+        let builder = micropool::ThreadPoolBuilder::default()
+            .num_threads(threads - 1)
+            .idle_spin_cycles(IDLE_SPIN_CYCLES)
+            .spawn_handler(|i, work| {
+                std::thread::Builder::new()
+                    .name(format!("rwkv7-worker-{i}"))
+                    .spawn(work)
+                    .expect("the operating system refused to start a worker thread")
+            });
+        // micropool's builder panics when a thread cannot be started.
+        let pool = catch_unwind(AssertUnwindSafe(|| builder.build()))
+            .map_err(|_| std::io::Error::other("the operating system refused to start a worker thread"))?;
         Ok(ThreadPool {
             pool: Some(Arc::new(pool)),
             threads,
@@ -100,14 +125,6 @@ impl ThreadPool {
         self.fork_joins.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the pool (inline when already on one of its workers), counting one
-    /// fork-join; `None` without worker threads.
-    fn split<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Option<R> {
-        let pool = self.pool.as_ref()?;
-        self.fork_joins.fetch_add(1, Ordering::Relaxed);
-        Some(pool.install(f))
-    }
-
     /// The same pool, splitting every matrix of at least `bytes` bytes (tests use 0 to
     /// exercise the split on small models).
     pub fn with_min_split_bytes(mut self, bytes: usize) -> Self {
@@ -115,13 +132,20 @@ impl ThreadPool {
         self
     }
 
-    /// Runs `f` inside the pool, handing it the splitter to pass to
-    /// [`rwkv7_core::forward_parallel`].
+    /// Runs `f` on the calling thread, handing it the splitter to pass to
+    /// [`rwkv7_core::forward_parallel`] (the caller takes part in every split).
     pub fn run<R: Send>(&self, f: impl FnOnce(&dyn Parallel) -> R + Send) -> R {
         match &self.pool {
-            Some(pool) => pool.install(|| f(self)),
+            Some(_) => f(self),
             None => f(&Sequential),
         }
+    }
+
+    /// The worker pool, counting one split; `None` without workers.
+    fn split(&self) -> Option<&micropool::ThreadPool> {
+        let pool = self.pool.as_deref()?;
+        self.fork_joins.fetch_add(1, Ordering::Relaxed);
+        Some(pool)
     }
 }
 
@@ -136,43 +160,121 @@ impl Parallel for ThreadPool {
 
     fn for_each_part(&self, out: &mut [f32], part_len: usize, task: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         let part_len = part_len.max(1);
-        let run = || out.par_chunks_mut(part_len).enumerate().for_each(|(i, p)| task(i, p));
-        if self.split(run).is_none() {
-            Sequential.for_each_part(out, part_len, task);
+        match self.split() {
+            Some(pool) => catching(|panic| split_parts(pool, panic, task, out, part_len, 0)),
+            None => Sequential.for_each_part(out, part_len, task),
         }
     }
 
     fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
         let (a_len, b_len) = (a_len.max(1), b_len.max(1));
-        let run = || {
-            a.par_chunks_mut(a_len).zip(b.par_chunks_mut(b_len)).enumerate().for_each(|(i, (pa, pb))| task(i, pa, pb))
-        };
-        if self.split(run).is_none() {
-            Sequential.for_each_part_pair(a, a_len, b, b_len, task);
+        match self.split() {
+            Some(pool) => catching(|panic| split_pairs(pool, panic, task, (a, a_len), (b, b_len), 0)),
+            None => Sequential.for_each_part_pair(a, a_len, b, b_len, task),
         }
     }
 
     fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
         assert!(ends.last() == Some(&out.len()), "for_each_range: the last part must end at the output's end");
-        if self.split(|| join_ranges(out, ends, 0, 0, task)).is_none() {
-            Sequential.for_each_range(out, ends, task);
+        match self.split() {
+            Some(pool) => catching(|panic| split_ranges(pool, panic, task, out, ends, 0, 0)),
+            None => Sequential.for_each_range(out, ends, task),
         }
     }
 }
 
-/// Runs the parts `first..first + ends.len()` of [`Parallel::for_each_range`] by halving
-/// them with `rayon::join`; `out` starts at row `start` of the whole output.
-fn join_ranges(out: &mut [f32], ends: &[usize], first: usize, start: usize, task: &RangeTask<'_>) {
+/// Where a task's panic waits until its split has finished.
+type PanicSlot = Mutex<Option<Box<dyn Any + Send>>>;
+
+/// Runs a split whose tasks run under [`guarded`], then raises the first panic any of
+/// them caught.
+fn catching(split: impl FnOnce(&PanicSlot)) {
+    let panic = Mutex::new(None);
+    split(&panic);
+    if let Some(payload) = panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        resume_unwind(payload);
+    }
+}
+
+/// Runs one task, keeping its panic out of micropool (which would abort the process):
+/// the first payload is kept for [`catching`].
+fn guarded(panic: &PanicSlot, task: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(task)) {
+        panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
+    }
+}
+
+/// [`Parallel::for_each_part`] on `pool`: the parts `first..` of `out` in halves, each
+/// half on one side of a `join`.
+fn split_parts(
+    pool: &micropool::ThreadPool,
+    panic: &PanicSlot,
+    task: &(dyn Fn(usize, &mut [f32]) + Sync),
+    out: &mut [f32],
+    part_len: usize,
+    first: usize,
+) {
+    let parts = out.len().div_ceil(part_len);
+    if parts <= 1 {
+        guarded(panic, || task(first, out));
+        return;
+    }
+    let mid = parts / 2;
+    let (left, right) = out.split_at_mut(mid * part_len);
+    pool.join(
+        || split_parts(pool, panic, task, left, part_len, first),
+        || split_parts(pool, panic, task, right, part_len, first + mid),
+    );
+}
+
+/// [`Parallel::for_each_part_pair`] on `pool`, halved as [`split_parts`].
+fn split_pairs(
+    pool: &micropool::ThreadPool,
+    panic: &PanicSlot,
+    task: &PairTask<'_>,
+    (a, a_len): (&mut [f32], usize),
+    (b, b_len): (&mut [f32], usize),
+    first: usize,
+) {
+    let parts = a.len().div_ceil(a_len).min(b.len().div_ceil(b_len));
+    if parts <= 1 {
+        let (a_end, b_end) = (a_len.min(a.len()), b_len.min(b.len()));
+        let (a, b) = (&mut a[..a_end], &mut b[..b_end]);
+        if parts == 1 {
+            guarded(panic, || task(first, a, b));
+        }
+        return;
+    }
+    let mid = parts / 2;
+    let (a_left, a_right) = a.split_at_mut(mid * a_len);
+    let (b_left, b_right) = b.split_at_mut(mid * b_len);
+    pool.join(
+        || split_pairs(pool, panic, task, (a_left, a_len), (b_left, b_len), first),
+        || split_pairs(pool, panic, task, (a_right, a_len), (b_right, b_len), first + mid),
+    );
+}
+
+/// [`Parallel::for_each_range`] on `pool`: the parts `first..first + ends.len()`, whose
+/// `out` starts at row `start`, halved as [`split_parts`].
+fn split_ranges(
+    pool: &micropool::ThreadPool,
+    panic: &PanicSlot,
+    task: &RangeTask<'_>,
+    out: &mut [f32],
+    ends: &[usize],
+    first: usize,
+    start: usize,
+) {
     match ends {
         [] => {}
-        [_] => task(first, start, out),
+        [_] => guarded(panic, || task(first, start, out)),
         _ => {
             let mid = ends.len() / 2;
             let split = ends[mid - 1];
             let (left, right) = out.split_at_mut(split - start);
-            rayon::join(
-                || join_ranges(left, &ends[..mid], first, start, task),
-                || join_ranges(right, &ends[mid..], first + mid, split, task),
+            pool.join(
+                || split_ranges(pool, panic, task, left, &ends[..mid], first, start),
+                || split_ranges(pool, panic, task, right, &ends[mid..], first + mid, split),
             );
         }
     }
@@ -193,6 +295,28 @@ mod tests {
             part.iter_mut().enumerate().for_each(|(j, v)| *v += (start + j) as f32);
         });
         assert!(out.iter().enumerate().all(|(j, &v)| v == j as f32));
+    }
+
+    #[test]
+    fn a_task_panic_reaches_the_caller_and_the_pool_carries_on() {
+        let pool = ThreadPool::new(2).unwrap();
+        let mut out = vec![0.0f32; 8];
+        for part in [0, 1] {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                pool.for_each_range(&mut out, &[4, 8], &|i, _, _| assert_ne!(i, part, "part {part} fails"));
+            }));
+            let message = result.expect_err("the panic must reach the caller");
+            assert!(message.downcast_ref::<String>().is_some_and(|m| m.contains(&format!("part {part} fails"))));
+        }
+        let mut pairs = vec![0.0f32; 8];
+        pool.for_each_part_pair(&mut out, 4, &mut pairs, 4, &|i, a, b| {
+            a.fill(i as f32);
+            b.fill(10.0 + i as f32);
+        });
+        assert_eq!(out, [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(pairs, [10.0, 10.0, 10.0, 10.0, 11.0, 11.0, 11.0, 11.0]);
+        pool.for_each_part(&mut out, 3, &|i, p| p.fill(i as f32));
+        assert_eq!(out, [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0]);
     }
 
     #[test]

@@ -183,8 +183,8 @@ pub struct StateTensor<'a> {
 /// A conversation or document in progress. See the [module docs](self).
 ///
 /// All buffers (state, scratch, logits, sampling scratch, penalty table) are allocated
-/// when the session is created; generating allocates nothing per token (on a pool of
-/// several threads, rayon's job queue allocates one small block per 63 tokens).
+/// when the session is created; generating allocates nothing per token, on any number
+/// of threads.
 pub struct Session<M> {
     model: M,
     kernels: KernelSet,

@@ -1,7 +1,5 @@
-//! Generating allocates nothing per token: on one thread, the allocation count of a call
-//! does not grow with the number of tokens generated. On a pool, each token hands its
-//! forward pass to the workers through rayon's job queue, which allocates one small block
-//! per 63 hand-offs: amortized, not per token.
+//! Generating allocates nothing per token: on one thread and on a pool, the allocation
+//! count of a call does not grow with the number of tokens generated.
 
 mod common;
 
@@ -74,11 +72,14 @@ fn generating_allocates_nothing_per_token() {
     let long = allocations_for(&mut s.fork(), 60);
     assert_eq!(short, long, "one thread: allocations for 2 tokens: {short}, for 60: {long}");
 
-    // Every matrix split, so each token makes dozens of hand-offs to the pool.
+    // Every matrix split, so each token makes dozens of splits on the pool, which
+    // allocates nothing for them either.
     let s = session(ThreadPool::new(2).unwrap().with_min_split_bytes(0));
     let short = allocations_for(&mut s.fork(), 2);
     let long = allocations_for(&mut s.fork(), 200);
-    // One injection per token → about 200 / 63 ≈ 4 blocks; 200 / 16 leaves room for the
-    // workers' deques growing, and is still far below one allocation per token.
-    assert!(long <= short + 200 / 16, "2 threads: allocations for 2 tokens: {short}, for 200: {long}");
+    // On a pool the counts differ by one now and then (seen: 4 and 3, 3 and 4, in about
+    // 1 run of 20): a one-time allocation inside micropool, probably a thread's first use
+    // of its thread-local job table, that timing puts in one run or the other. One
+    // allocation per token would make it 200 more.
+    assert!(long.abs_diff(short) <= 2, "2 threads: allocations for 2 tokens: {short}, for 200: {long}");
 }
