@@ -311,11 +311,7 @@ fn time_mix(
     let hp = model.hparams();
     let vec = |r| model.vector(r);
     norm_and_shift(kernels, b.x, vec(layer.ln1_w), vec(layer.ln1_b), hp.ln_eps, b.xn, b.sx, x_prev);
-    if t == 1 {
-        projections_one_token(model, kernels, par, l, layer, b);
-    } else {
-        projections(model, kernels, par, l, layer, b, t);
-    }
+    projections(model, kernels, par, l, layer, b, t);
     let (r, rest) = b.proj.split_at_mut(t * c);
     let (k, rest) = rest.split_at_mut(t * c);
     let v = &mut rest[..t * c];
@@ -360,11 +356,18 @@ fn time_mix(
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
 }
 
-/// TimeMix's projections of a chunk of tokens, one matrix product at a time: `r`, `k`,
-/// `v` into `b.proj`, the four LoRAs (before their biases) into `b.lora_out`:
+/// TimeMix's projections: `r`, `k`, `v` into `b.proj`, the four LoRAs (before their
+/// biases) into `b.lora_out`:
 /// - `r = W_r · xr`, `k = W_k · xk`, `v = W_v · xv`;
 /// - decay `w = w2 · tanh(w1 · xw)`, `a = a2 · (a1 · xa)`, `g = g2 · σ(g1 · xg)`;
 /// - from layer 1 on, the value-residual gate `v2 · (v1 · xv)`.
+///
+/// A chunk runs one matrix product at a time. One token (decode) runs in two splits
+/// instead of up to eleven: the products that read the mixed token (`W_r`, `W_k`, `W_v`
+/// and the LoRAs' down projections) as one [`parallel::matvec_group`] into
+/// `r|k|v|hw|ha|hg|hv`, then the LoRAs' up projections as another into
+/// `decay|a|g|v_gate`. Each output is the same kernel call's either way, so the results
+/// are bit-identical.
 fn projections(
     model: &Model<'_>,
     kernels: &KernelSet,
@@ -374,8 +377,44 @@ fn projections(
     b: &mut Buffers<'_>,
     t: usize,
 ) {
-    let c = model.hparams().n_embd;
+    let hp = model.hparams();
+    let c = hp.n_embd;
     let mat = |r| model.matrix(r);
+    if t == 1 {
+        for (mix, mixed) in layer.mix.iter().zip(b.mixed.chunks_exact_mut(c)) {
+            kernels.lerp(b.xn, b.sx, model.vector(*mix), mixed);
+        }
+        let mixed = |i: usize| &b.mixed[i * c..(i + 1) * c];
+        // In the order of `layer.mix`.
+        let [x_r, x_w, x_k, x_v, x_a, x_g] = core::array::from_fn(mixed);
+        // Layer 0 has no value-residual LoRA: its products are the first six.
+        let with_v = usize::from(l > 0);
+
+        // The seventh entry is read only from layer 1 on (a placeholder at layer 0).
+        let v1 = if l > 0 { layer.v1 } else { layer.g1 };
+        let down = [
+            (mat(layer.receptance), x_r),
+            (mat(layer.key), x_k),
+            (mat(layer.value), x_v),
+            (mat(layer.w1), x_w),
+            (mat(layer.a1), x_a),
+            (mat(layer.g1), x_g),
+            (mat(v1), x_v),
+        ];
+        let hidden_len = hp.decay_rank + hp.iclr_rank + hp.gate_rank + with_v * hp.value_rank;
+        let proj = &mut b.proj[..3 * c + hidden_len];
+        parallel::matvec_group(par, kernels, &down[..6 + with_v], proj);
+
+        let (hw, rest) = proj[3 * c..].split_at_mut(hp.decay_rank);
+        let (ha, rest) = rest.split_at_mut(hp.iclr_rank);
+        let (hg, hv) = rest.split_at_mut(hp.gate_rank);
+        kernels.tanh(hw);
+        kernels.sigmoid(hg);
+        let (v2, hv) = if l > 0 { (layer.v2, &*hv) } else { (layer.g2, &*hg) };
+        let up = [(mat(layer.w2), &*hw), (mat(layer.a2), &*ha), (mat(layer.g2), &*hg), (mat(v2), hv)];
+        parallel::matvec_group(par, kernels, &up[..3 + with_v], &mut b.lora_out[..(3 + with_v) * c]);
+        return;
+    }
     let [x_r, x_w, x_k, x_v, x_a, x_g] = layer.mix.map(|r| model.vector(r));
     let (r, rest) = b.proj.split_at_mut(t * c);
     let (k, rest) = rest.split_at_mut(t * c);
@@ -400,56 +439,6 @@ fn projections(
     lora(kernels, par, &mat(layer.a1), &mat(layer.a2), identity, mixed, hidden, a, t);
     kernels.lerp(b.xn, b.sx, x_g, mixed);
     lora(kernels, par, &mat(layer.g1), &mat(layer.g2), KernelSet::sigmoid, mixed, hidden, g, t);
-}
-
-/// [`projections`] for one token (decode), in two splits instead of up to eleven: the
-/// products that read the mixed token (`W_r`, `W_k`, `W_v` and the LoRAs' down
-/// projections) as one [`parallel::matvec_group`] into `r|k|v|hw|ha|hg|hv`, then the
-/// LoRAs' up projections as another into `decay|a|g|v_gate`. Each output is the same
-/// kernel call's as in [`projections`], so the results are bit-identical.
-fn projections_one_token(
-    model: &Model<'_>,
-    kernels: &KernelSet,
-    par: &dyn Parallel,
-    l: usize,
-    layer: &LayerTensors,
-    b: &mut Buffers<'_>,
-) {
-    let hp = model.hparams();
-    let c = hp.n_embd;
-    let mat = |r| model.matrix(r);
-    for (mix, mixed) in layer.mix.iter().zip(b.mixed.chunks_exact_mut(c)) {
-        kernels.lerp(b.xn, b.sx, model.vector(*mix), mixed);
-    }
-    let mixed = |i: usize| &b.mixed[i * c..(i + 1) * c];
-    // In the order of `layer.mix`.
-    let [x_r, x_w, x_k, x_v, x_a, x_g] = core::array::from_fn(mixed);
-    // Layer 0 has no value-residual LoRA: its products are the first six.
-    let with_v = usize::from(l > 0);
-
-    // The seventh entry is read only from layer 1 on (a placeholder at layer 0).
-    let v1 = if l > 0 { layer.v1 } else { layer.g1 };
-    let down = [
-        (mat(layer.receptance), x_r),
-        (mat(layer.key), x_k),
-        (mat(layer.value), x_v),
-        (mat(layer.w1), x_w),
-        (mat(layer.a1), x_a),
-        (mat(layer.g1), x_g),
-        (mat(v1), x_v),
-    ];
-    let hidden_len = hp.decay_rank + hp.iclr_rank + hp.gate_rank + with_v * hp.value_rank;
-    let proj = &mut b.proj[..3 * c + hidden_len];
-    parallel::matvec_group(par, kernels, &down[..6 + with_v], proj);
-
-    let (hw, rest) = proj[3 * c..].split_at_mut(hp.decay_rank);
-    let (ha, rest) = rest.split_at_mut(hp.iclr_rank);
-    let (hg, hv) = rest.split_at_mut(hp.gate_rank);
-    kernels.tanh(hw);
-    kernels.sigmoid(hg);
-    let (v2, hv) = if l > 0 { (layer.v2, &*hv) } else { (layer.g2, &*hg) };
-    let up = [(mat(layer.w2), &*hw), (mat(layer.a2), &*ha), (mat(layer.g2), &*hg), (mat(v2), hv)];
-    parallel::matvec_group(par, kernels, &up[..3 + with_v], &mut b.lora_out[..(3 + with_v) * c]);
 }
 
 /// The per-token inputs of the WKV recurrence, `[T, C]` each.
