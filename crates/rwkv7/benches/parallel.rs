@@ -22,11 +22,13 @@ use rwkv7_core::parallel;
 use rwkv7_kernels::quant::{self, BlockQ4_0, BlockQ8_0, QK};
 use rwkv7_kernels::{CpuFeatures, KernelSet, Matrix, MatrixData};
 
-/// `(rows, cols, tokens)`: 0.1B/0.4B-wide and 1.5B-wide layers, a layer too big for the
-/// cache, the 1.5B FFN value projection (rows over two activation panels), the
-/// vocabulary head; decode `T = 1` and a 64-token prefill chunk.
+/// `(rows, cols, tokens)`: 0.1B/0.4B-wide and 1.5B-wide layers, a 0.4B LoRA up
+/// projection (rows of 64 columns), a layer too big for the cache, the 1.5B FFN value
+/// projection (rows over two activation panels), the vocabulary head; decode `T = 1` and
+/// a 64-token prefill chunk.
 const SHAPES: &[(usize, usize, usize)] = &[
     (768, 768, 1),
+    (1024, 64, 1),
     (2048, 2048, 1),
     (4096, 4096, 1),
     (2048, 8192, 1),
