@@ -163,7 +163,18 @@ fn row_block(count: usize, row_bytes: usize, tokens: usize) -> usize {
     if tokens <= MAX_T {
         return count.max(1);
     }
-    (ROW_BLOCK_BYTES / row_bytes.max(1) / 8 * 8).max(8)
+    rows_fitting(ROW_BLOCK_BYTES, row_bytes)
+}
+
+/// As many rows of `row_bytes` as fit in `bytes`, as a multiple of 8 (so that blocks split
+/// no row tile), at least 8.
+fn rows_fitting(bytes: usize, row_bytes: usize) -> usize {
+    (bytes / row_bytes.max(1) / 8 * 8).max(8)
+}
+
+/// The blocks of `rb ≥ 1` rows that cover rows `0..count`, the last one shorter.
+fn row_blocks(count: usize, rb: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..count).step_by(rb).map(move |i0| i0..(i0 + rb).min(count))
 }
 
 /// Bytes of weight rows a single-token call sweeps across all its panels before moving
@@ -186,10 +197,9 @@ fn decode_panels(tokens: usize, nb: usize, per_panel: usize) -> Option<usize> {
 }
 
 /// The row blocks of a [`decode_panels`] call: [`DECODE_ROW_BLOCK_BYTES`] of rows of
-/// `row_bytes` (a multiple of 8 rows, at least 8), the last one shorter.
+/// `row_bytes` each.
 fn decode_row_blocks(count: usize, row_bytes: usize) -> impl Iterator<Item = Range<usize>> {
-    let rb = (DECODE_ROW_BLOCK_BYTES / row_bytes.max(1) / 8 * 8).max(8);
-    (0..count).step_by(rb).map(move |i0| i0..(i0 + rb).min(count))
+    row_blocks(count, rows_fitting(DECODE_ROW_BLOCK_BYTES, row_bytes))
 }
 
 /// A micro-kernel for float-typed weights (f32, f16, bf16).
@@ -308,9 +318,7 @@ macro_rules! with_tile_shape {
 pub(crate) unsafe fn float_matmul<W, K: FloatTile<W>>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
     job.check(1, out.len());
     let rb = row_block(job.count, job.cols * core::mem::size_of::<W>(), job.tokens);
-    let mut i0 = 0;
-    while i0 < job.count {
-        let rows = i0..(i0 + rb).min(job.count);
+    for rows in row_blocks(job.count, rb) {
         let mut t0 = 0;
         while t0 < job.tokens {
             let tn = (job.tokens - t0).min(MAX_T);
@@ -318,7 +326,6 @@ pub(crate) unsafe fn float_matmul<W, K: FloatTile<W>>(job: &MatmulJob<'_, W>, ou
             unsafe { with_tile_shape!(tn, [8, 4, 2, 2], float_rows::<W, K>(job, out, t0, rows.clone())) };
             t0 += tn;
         }
-        i0 = rows.end;
     }
 }
 
@@ -408,14 +415,11 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
                 unsafe { acts.quantize::<K>(t, src) };
             }
             let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
-            let mut i0 = 0;
-            while i0 < job.count {
-                let rows = i0..(i0 + rb).min(job.count);
+            for rows in row_blocks(job.count, rb) {
                 let panel = Panel { acts: &acts, slot: 0, t0: s0, b0, pb, nb };
                 // SAFETY: shapes were checked above, the panel's `sn` tokens were just
                 // written, and the ISA is the caller's promise.
-                unsafe { with_token_count!(sn, quant_rows_int::<W, K>(job, out, &panel, rows.clone())) };
-                i0 = rows.end;
+                unsafe { with_token_count!(sn, quant_rows_int::<W, K>(job, out, &panel, rows)) };
             }
             b0 += pb;
         }
@@ -484,9 +488,7 @@ unsafe fn quant_rows_int<W, K: QuantTile<W>, const T: usize>(
 pub(crate) unsafe fn quant_matmul_deq<W, K: QuantTile<W>>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
     job.check(QK, out.len());
     let rb = row_block(job.count, job.cols / QK * core::mem::size_of::<W>(), job.tokens);
-    let mut i0 = 0;
-    while i0 < job.count {
-        let rows = i0..(i0 + rb).min(job.count);
+    for rows in row_blocks(job.count, rb) {
         let mut t0 = 0;
         while t0 < job.tokens {
             let tn = (job.tokens - t0).min(MAX_T);
@@ -494,7 +496,6 @@ pub(crate) unsafe fn quant_matmul_deq<W, K: QuantTile<W>>(job: &MatmulJob<'_, W>
             unsafe { with_tile_shape!(tn, [4, 4, 2, 2], quant_rows_deq::<W, K>(job, out, t0, rows.clone())) };
             t0 += tn;
         }
-        i0 = rows.end;
     }
 }
 
