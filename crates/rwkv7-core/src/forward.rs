@@ -131,18 +131,25 @@ struct Buffers<'s> {
 impl<'s> Buffers<'s> {
     fn new(scratch: &'s mut [f32], t: usize, hp: &HyperParams) -> Self {
         let c = hp.n_embd;
-        let (x, rest) = scratch.split_at_mut(t * c);
-        let (xn, rest) = rest.split_at_mut(t * c);
-        let (sx, rest) = rest.split_at_mut(t * c);
+        let ([x, xn, sx], rest) = take_rows(scratch, t * c);
         let (mixed, rest) = rest.split_at_mut(t.max(DECODE_MIXES) * c);
         let (proj, rest) = rest.split_at_mut(t * (3 * c + hp.rank_sum()));
         let (lora_out, rest) = rest.split_at_mut(t * 4 * c);
-        let (kk, rest) = rest.split_at_mut(t * c);
-        let (v_first, rest) = rest.split_at_mut(t * c);
-        let (out, rest) = rest.split_at_mut(t * c);
+        let ([kk, v_first, out], rest) = take_rows(rest, t * c);
         let (ffn, _) = rest.split_at_mut(t * hp.ffn);
         Buffers { x, xn, sx, mixed, proj, lora_out, kk, v_first, out, ffn }
     }
+}
+
+/// The first `N` rows of `len` floats of `buf`, and what follows them.
+fn take_rows<const N: usize>(buf: &mut [f32], len: usize) -> ([&mut [f32]; N], &mut [f32]) {
+    let mut rest = buf;
+    let rows = core::array::from_fn(|_| {
+        let (row, tail) = core::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        row
+    });
+    (rows, rest)
 }
 
 /// Runs `tokens` through the model, advancing `state`, in chunks as large as
@@ -312,12 +319,8 @@ fn time_mix(
     let vec = |r| model.vector(r);
     norm_and_shift(kernels, b.x, vec(layer.ln1_w), vec(layer.ln1_b), hp.ln_eps, b.xn, b.sx, x_prev);
     projections(model, kernels, par, l, layer, b, t);
-    let (r, rest) = b.proj.split_at_mut(t * c);
-    let (k, rest) = rest.split_at_mut(t * c);
-    let v = &mut rest[..t * c];
-    let (decay, rest) = b.lora_out.split_at_mut(t * c);
-    let (a, rest) = rest.split_at_mut(t * c);
-    let (g, v_gate) = rest.split_at_mut(t * c);
+    let ([r, k, v], _) = take_rows(b.proj, t * c);
+    let ([decay, a, g, v_gate], _) = take_rows(b.lora_out, t * c);
 
     // decay = exp(-0.606531 · σ(w0 + w)); a = σ(a0 + a); layer 0 keeps v as v_first,
     // later layers mix towards v_first by σ(v0 + v_gate).
@@ -416,12 +419,8 @@ fn projections(
         return;
     }
     let [x_r, x_w, x_k, x_v, x_a, x_g] = layer.mix.map(|r| model.vector(r));
-    let (r, rest) = b.proj.split_at_mut(t * c);
-    let (k, rest) = rest.split_at_mut(t * c);
-    let (v, hidden) = rest.split_at_mut(t * c);
-    let (decay, rest) = b.lora_out.split_at_mut(t * c);
-    let (a, rest) = rest.split_at_mut(t * c);
-    let (g, v_gate) = rest.split_at_mut(t * c);
+    let ([r, k, v], hidden) = take_rows(b.proj, t * c);
+    let ([decay, a, g, v_gate], _) = take_rows(b.lora_out, t * c);
     let mixed = &mut b.mixed[..t * c];
 
     kernels.lerp(b.xn, b.sx, x_r, mixed);
