@@ -161,7 +161,10 @@ impl Parallel for ThreadPool {
     fn for_each_part(&self, out: &mut [f32], part_len: usize, task: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         let part_len = part_len.max(1);
         match self.split() {
-            Some(pool) => catching(|panic| split_parts(pool, panic, task, out, part_len, 0)),
+            Some(pool) => {
+                let parts = out.len().div_ceil(part_len);
+                run_split(pool, parts, out, &|out, k| out.split_at_mut(k * part_len), task);
+            }
             None => Sequential.for_each_part(out, part_len, task),
         }
     }
@@ -169,7 +172,24 @@ impl Parallel for ThreadPool {
     fn for_each_part_pair(&self, a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, task: &PairTask<'_>) {
         let (a_len, b_len) = (a_len.max(1), b_len.max(1));
         match self.split() {
-            Some(pool) => catching(|panic| split_pairs(pool, panic, task, (a, a_len), (b, b_len), 0)),
+            Some(pool) => {
+                // As many parts as the shorter side has (the sides are zipped).
+                let parts = a.len().div_ceil(a_len).min(b.len().div_ceil(b_len));
+                run_split(
+                    pool,
+                    parts,
+                    (a, b),
+                    &|(a, b), k| {
+                        let ((a_left, a_right), (b_left, b_right)) =
+                            (a.split_at_mut(k * a_len), b.split_at_mut(k * b_len));
+                        ((a_left, b_left), (a_right, b_right))
+                    },
+                    &|i, (a, b)| {
+                        let (a_end, b_end) = (a_len.min(a.len()), b_len.min(b.len()));
+                        task(i, &mut a[..a_end], &mut b[..b_end])
+                    },
+                );
+            }
             None => Sequential.for_each_part_pair(a, a_len, b, b_len, task),
         }
     }
@@ -177,7 +197,20 @@ impl Parallel for ThreadPool {
     fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
         assert!(ends.last() == Some(&out.len()), "for_each_range: the last part must end at the output's end");
         match self.split() {
-            Some(pool) => catching(|panic| split_ranges(pool, panic, task, out, ends, 0, 0)),
+            Some(pool) => {
+                // A range's data: its output, the part ends within it, and its first row.
+                run_split(
+                    pool,
+                    ends.len(),
+                    (out, ends, 0),
+                    &|(out, ends, start), k| {
+                        let split = ends[k - 1];
+                        let (left, right) = out.split_at_mut(split - start);
+                        ((left, &ends[..k], start), (right, &ends[k..], split))
+                    },
+                    &|i, (out, _, start)| task(i, start, out),
+                );
+            }
             None => Sequential.for_each_range(out, ends, task),
         }
     }
@@ -186,95 +219,50 @@ impl Parallel for ThreadPool {
 /// Where a task's panic waits until its split has finished.
 type PanicSlot = Mutex<Option<Box<dyn Any + Send>>>;
 
-/// Runs a split whose tasks run under [`guarded`], then raises the first panic any of
-/// them caught.
-fn catching(split: impl FnOnce(&PanicSlot)) {
+/// Runs `parts` parts of a split on `pool` ([`halves`]), then raises the first panic a
+/// task raised, once every task has finished.
+fn run_split<D: Send>(
+    pool: &micropool::ThreadPool,
+    parts: usize,
+    data: D,
+    cut: &(dyn Fn(D, usize) -> (D, D) + Sync),
+    leaf: &(dyn Fn(usize, D) + Sync),
+) {
     let panic = Mutex::new(None);
-    split(&panic);
+    halves(pool, &panic, (0, parts), data, cut, leaf);
     if let Some(payload) = panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
         resume_unwind(payload);
     }
 }
 
 /// Runs one task, keeping its panic out of micropool (which would abort the process):
-/// the first payload is kept for [`catching`].
+/// the first payload is kept for [`run_split`].
 fn guarded(panic: &PanicSlot, task: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(task)) {
         panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
     }
 }
 
-/// [`Parallel::for_each_part`] on `pool`: the parts `first..` of `out` in halves, each
-/// half on one side of a `join`.
-fn split_parts(
+/// Runs the parts `first..first + parts` of a split on `pool`: halves them, one half on
+/// each side of a `join` (the calling thread takes the first), until a single part is
+/// left for `leaf`. `cut(data, k)` cuts a half's data after its first `k` parts.
+fn halves<D: Send>(
     pool: &micropool::ThreadPool,
     panic: &PanicSlot,
-    task: &(dyn Fn(usize, &mut [f32]) + Sync),
-    out: &mut [f32],
-    part_len: usize,
-    first: usize,
+    (first, parts): (usize, usize),
+    data: D,
+    cut: &(dyn Fn(D, usize) -> (D, D) + Sync),
+    leaf: &(dyn Fn(usize, D) + Sync),
 ) {
-    let parts = out.len().div_ceil(part_len);
-    if parts <= 1 {
-        guarded(panic, || task(first, out));
-        return;
-    }
-    let mid = parts / 2;
-    let (left, right) = out.split_at_mut(mid * part_len);
-    pool.join(
-        || split_parts(pool, panic, task, left, part_len, first),
-        || split_parts(pool, panic, task, right, part_len, first + mid),
-    );
-}
-
-/// [`Parallel::for_each_part_pair`] on `pool`, halved as [`split_parts`].
-fn split_pairs(
-    pool: &micropool::ThreadPool,
-    panic: &PanicSlot,
-    task: &PairTask<'_>,
-    (a, a_len): (&mut [f32], usize),
-    (b, b_len): (&mut [f32], usize),
-    first: usize,
-) {
-    let parts = a.len().div_ceil(a_len).min(b.len().div_ceil(b_len));
-    if parts <= 1 {
-        let (a_end, b_end) = (a_len.min(a.len()), b_len.min(b.len()));
-        let (a, b) = (&mut a[..a_end], &mut b[..b_end]);
-        if parts == 1 {
-            guarded(panic, || task(first, a, b));
-        }
-        return;
-    }
-    let mid = parts / 2;
-    let (a_left, a_right) = a.split_at_mut(mid * a_len);
-    let (b_left, b_right) = b.split_at_mut(mid * b_len);
-    pool.join(
-        || split_pairs(pool, panic, task, (a_left, a_len), (b_left, b_len), first),
-        || split_pairs(pool, panic, task, (a_right, a_len), (b_right, b_len), first + mid),
-    );
-}
-
-/// [`Parallel::for_each_range`] on `pool`: the parts `first..first + ends.len()`, whose
-/// `out` starts at row `start`, halved as [`split_parts`].
-fn split_ranges(
-    pool: &micropool::ThreadPool,
-    panic: &PanicSlot,
-    task: &RangeTask<'_>,
-    out: &mut [f32],
-    ends: &[usize],
-    first: usize,
-    start: usize,
-) {
-    match ends {
-        [] => {}
-        [_] => guarded(panic, || task(first, start, out)),
+    match parts {
+        0 => {}
+        1 => guarded(panic, || leaf(first, data)),
         _ => {
-            let mid = ends.len() / 2;
-            let split = ends[mid - 1];
-            let (left, right) = out.split_at_mut(split - start);
+            let mid = parts / 2;
+            let (left, right) = cut(data, mid);
             pool.join(
-                || split_ranges(pool, panic, task, left, &ends[..mid], first, start),
-                || split_ranges(pool, panic, task, right, &ends[mid..], first + mid, split),
+                || halves(pool, panic, (first, mid), left, cut, leaf),
+                || halves(pool, panic, (first + mid, parts - mid), right, cut, leaf),
             );
         }
     }
