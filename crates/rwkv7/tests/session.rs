@@ -229,6 +229,29 @@ fn damaged_state_files_are_refused() {
     assert!(err.contains("x.state"), "{err}");
 }
 
+/// A state file whose position is the largest u64 (intact checksum, so it loads: the
+/// position is only a counter) keeps working: feeding and generating saturate the
+/// position instead of overflowing (found by mutation fuzzing of state files).
+#[test]
+fn a_state_at_the_last_position_keeps_working() {
+    let m = model(SMALL, 6, false);
+    let mut s = Session::new(&m);
+    s.prefill_tokens(&PROMPT).unwrap();
+    let mut bytes = s.state_bytes();
+    // The position is the u64 after magic (8), version, header length (4 + 4), the
+    // fingerprint (8) and the four u32 dimensions (16): docs/STATE_FORMAT.md.
+    bytes[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+    let body = bytes.len() - 8;
+    let sum = rwkv7::Fnv64::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&sum.to_le_bytes());
+    let mut t = Session::new(&m);
+    t.load_state_bytes(&bytes, "last-position").unwrap();
+    assert_eq!(t.position(), u64::MAX);
+    t.prefill_tokens(&PROMPT[..2]).unwrap();
+    assert_eq!(greedy_tokens(&mut t, 2).len(), 2);
+    assert_eq!(t.position(), u64::MAX);
+}
+
 #[test]
 fn text_needs_a_tokenizer() {
     let m = model(SMALL, 7, false);
