@@ -59,10 +59,12 @@ fn rnn_and_seq_modes_agree() {
     }
 }
 
-/// Splitting the matrix products across threads changes nothing: with 2 and 3 threads
-/// and every matrix split (however small), decode and prefill logits and states are
-/// bit-identical to one thread's, for every kernel set. The kernels compute each output
-/// with the same operations whatever rows and tokens a call covers, so equality is exact.
+/// Splitting the work across threads changes nothing: with 2 and 3 threads and every
+/// matrix split (however small), decode and prefill logits and states are bit-identical
+/// to one thread's, for every kernel set. The kernels compute each output with the same
+/// operations whatever rows and tokens a call covers, so equality is exact. Chunks of 7
+/// tokens split each matrix product by tokens; chunks of 13 and more are cut into one
+/// token region per thread (`forward/regions.rs`; 13 tokens: regions of unequal length).
 #[test]
 fn thread_counts_give_bit_identical_results() {
     for name in FIXTURES {
@@ -71,6 +73,7 @@ fn thread_counts_give_bit_identical_results() {
         for out_type in [OutType::F32, OutType::Q8_0, OutType::Q4_0] {
             let (_, model) = convert_and_open(&fx.dir.join("model.pth"), tmp.path(), out_type);
             let tokens = &fx.golden.tokens;
+            assert!(tokens.len() >= 13, "{name}: too few tokens to cut a chunk into regions");
             for k in kernel_sets() {
                 let one_rnn = run_rnn_on(&model, k, tokens, ThreadPool::single());
                 let one_seq = run_seq_on(&model, k, tokens, 7, ThreadPool::single());
@@ -79,8 +82,17 @@ fn thread_counts_give_bit_identical_results() {
                     let what = format!("{name}/{}/{}/{threads} threads", out_type.name(), k.name());
                     let rnn = run_rnn_on(&model, k, tokens, pool.clone());
                     assert!(rnn.logits == one_rnn.logits && rnn.state == one_rnn.state, "{what}: rnn differs");
-                    let seq = run_seq_on(&model, k, tokens, 7, pool);
-                    assert!(seq.logits == one_seq.logits && seq.state == one_seq.state, "{what}: seq differs");
+                    for chunk in [7, 13, 64] {
+                        let seq = run_seq_on(&model, k, tokens, chunk, pool.clone());
+                        let same = seq.logits == one_seq.logits && seq.state == one_seq.state;
+                        assert!(same, "{what}: seq with chunks of {chunk} differs");
+                        // The last token's logits alone (a prompt fed before sampling).
+                        let mut runner = rwkv7::Runner::with_pool(&model, k, chunk, pool.clone());
+                        let mut last = vec![0.0; model.hparams().vocab];
+                        runner.feed(tokens, rwkv7_core::Logits::Last(&mut last)).unwrap();
+                        let one_last = &one_seq.logits[one_seq.logits.len() - last.len()..];
+                        assert!(last == one_last, "{what}: last logits with chunks of {chunk} differ");
+                    }
                 }
             }
         }

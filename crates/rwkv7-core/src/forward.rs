@@ -2,7 +2,9 @@
 //!
 //! Everything except the WKV recurrence is batched over the chunk: the projections are
 //! `[T, C]` matrix products and the norms and mixes run row by row. Decoding one token
-//! is the same code with `T = 1`. The math follows the official
+//! is the same code with `T = 1`. With several threads, a chunk of at least two regions'
+//! worth of tokens is cut into one token region per thread (`regions`), each running the
+//! per-token work of its own tokens. The math follows the official
 //! `rwkv` package (`RWKV_x070`), step for step.
 
 use core::fmt;
@@ -12,6 +14,8 @@ use rwkv7_kernels::KernelSet;
 use crate::model::{GROUP_NORM_EPS, HyperParams, LayerTensors, Model};
 use crate::parallel::{self, Parallel, Sequential};
 use crate::state::State;
+
+mod regions;
 
 /// `exp(-0.5)` rounded as the official package writes it (`0.606531`, f32 bits
 /// 0x3f1b459e): `decay = exp(-0.606531 · σ(w))`. fla's exact constant differs by 6 ULP;
@@ -87,8 +91,17 @@ impl core::error::Error for ForwardError {}
 
 /// f32s of scratch needed to process `tokens` tokens per chunk.
 pub fn scratch_len(model: &Model<'_>, tokens: usize) -> usize {
-    tokens * scratch_per_token(model.hparams()) + (DECODE_MIXES - 1) * model.hparams().n_embd
+    tokens * scratch_per_token(model.hparams()) + EXTRA_ROWS * model.hparams().n_embd
 }
+
+/// C-wide scratch rows beyond the per-token ones: a prefill chunk's region boundaries
+/// (one per region), which also covers the rows decode's six mixes lack.
+const EXTRA_ROWS: usize = MAX_REGIONS;
+const _: () = assert!(EXTRA_ROWS >= DECODE_MIXES - 1);
+
+/// Most regions a prefill chunk is cut into (one per thread; more threads than this leave
+/// the rest idle in the region steps).
+const MAX_REGIONS: usize = 16;
 
 /// f32s of scratch each token of a chunk takes: 14 C-wide rows (see `Buffers`), the four
 /// LoRAs' hidden rows and the FFN's hidden row.
@@ -225,15 +238,16 @@ fn forward_chunk(
 ) {
     let hp = *model.hparams();
     let (t, c) = (tokens.len(), hp.n_embd);
+    let regions = par.threads().min(MAX_REGIONS).min(t / DECODE_MIXES);
+    if regions > 1 {
+        return regions::forward(model, kernels, par, state, tokens, scratch, logits, all_rows, regions);
+    }
     let b = &mut Buffers::new(scratch, t, &hp);
     let g = model.globals();
 
     // x = LN0(emb[token]).
-    let emb = model.matrix(g.emb);
-    let (ln0_w, ln0_b) = (model.vector(g.ln0_w), model.vector(g.ln0_b));
     for (i, &tok) in tokens.iter().enumerate() {
-        emb.row_to_f32(tok as usize, &mut b.xn[i * c..(i + 1) * c]);
-        kernels.layer_norm(&b.xn[i * c..(i + 1) * c], ln0_w, ln0_b, hp.ln_eps, &mut b.x[i * c..(i + 1) * c]);
+        embed_token(model, kernels, tok, &mut b.xn[i * c..(i + 1) * c], &mut b.x[i * c..(i + 1) * c]);
     }
 
     for (l, layer) in model.layers().iter().enumerate() {
@@ -252,6 +266,13 @@ fn forward_chunk(
         kernels.layer_norm(&b.x[i * c..(i + 1) * c], w, bias, hp.ln_eps, &mut b.xn[dst..dst + c]);
     }
     parallel::matmul(par, kernels, &model.matrix(g.head), &b.xn[..rows * c], logits, rows);
+}
+
+/// `x = LN0(emb[token])`, with `scratch` (C floats) for the embedding row.
+fn embed_token(model: &Model<'_>, kernels: &KernelSet, token: u32, scratch: &mut [f32], x: &mut [f32]) {
+    let g = model.globals();
+    model.matrix(g.emb).row_to_f32(token as usize, scratch);
+    kernels.layer_norm(scratch, model.vector(g.ln0_w), model.vector(g.ln0_b), model.hparams().ln_eps, x);
 }
 
 /// Row-wise LayerNorm of `x` into `out`, then the token shift:
@@ -316,11 +337,34 @@ fn time_mix(
     c: usize,
 ) {
     let hp = model.hparams();
+    time_mix_inputs(model, kernels, par, l, layer, x_prev, b, t, c);
+    let ([r, k, v], _) = take_rows(b.proj, t * c);
+    let ([decay, a, _, _], _) = take_rows(b.lora_out, t * c);
+    let wkv_in = WkvInputs { r, decay, k, v, kk: b.kk, a };
+    wkv_heads(kernels, par, wkv, &wkv_in, b.mixed, t, hp.n_head, hp.head_size);
+    heads_to_tokens(b.mixed, b.out, t, hp.n_head, hp.head_size);
+    time_mix_output(model, kernels, par, layer, b, t, c);
+}
+
+/// TimeMix up to the WKV recurrence: the norm and token shift, the projections, then
+/// `decay`, `a`, the value residual and the key preparation, in place in `b`.
+fn time_mix_inputs(
+    model: &Model<'_>,
+    kernels: &KernelSet,
+    par: &dyn Parallel,
+    l: usize,
+    layer: &LayerTensors,
+    x_prev: &mut [f32],
+    b: &mut Buffers<'_>,
+    t: usize,
+    c: usize,
+) {
+    let hp = model.hparams();
     let vec = |r| model.vector(r);
     norm_and_shift(kernels, b.x, vec(layer.ln1_w), vec(layer.ln1_b), hp.ln_eps, b.xn, b.sx, x_prev);
     projections(model, kernels, par, l, layer, b, t);
-    let ([r, k, v], _) = take_rows(b.proj, t * c);
-    let ([decay, a, g, v_gate], _) = take_rows(b.lora_out, t * c);
+    let ([_, k, v], _) = take_rows(b.proj, t * c);
+    let ([decay, a, _, v_gate], _) = take_rows(b.lora_out, t * c);
 
     // decay = exp(-0.606531 · σ(w0 + w)); a = σ(a0 + a); layer 0 keeps v as v_first,
     // later layers mix towards v_first by σ(v0 + v_gate).
@@ -333,13 +377,25 @@ fn time_mix(
     }
 
     // kk = L2-normalise_per_head(k · k_k); then k ← k · (1 + (a - 1) · k_a).
+    kernels.key_prep(k, b.kk, a, vec(layer.k_k), vec(layer.k_a), hp.head_size, L2_NORM_EPS);
+}
+
+/// TimeMix after the WKV recurrence (whose output `y` is in `b.out`, token-major):
+/// `y = GroupNorm(y) + (Σ_j r·k·r_k) · v` per head, then `x += W_o · (y · g)`.
+fn time_mix_output(
+    model: &Model<'_>,
+    kernels: &KernelSet,
+    par: &dyn Parallel,
+    layer: &LayerTensors,
+    b: &mut Buffers<'_>,
+    t: usize,
+    c: usize,
+) {
+    let hp = model.hparams();
     let n = hp.head_size;
-    kernels.key_prep(k, b.kk, a, vec(layer.k_k), vec(layer.k_a), n, L2_NORM_EPS);
-
-    let wkv_in = WkvInputs { r, decay, k, v, kk: b.kk, a };
-    wkv_heads(kernels, par, wkv, &wkv_in, b.mixed, b.out, t, hp.n_head, n);
-
-    // y = GroupNorm(y) + (Σ_j r·k·r_k) · v per head; then out = W_o · (y · g).
+    let vec = |r| model.vector(r);
+    let ([r, k, v], _) = take_rows(b.proj, t * c);
+    let ([_, _, g, _], _) = take_rows(b.lora_out, t * c);
     let (ln_w, ln_b, r_k) = (vec(layer.ln_x_w), vec(layer.ln_x_b), vec(layer.r_k));
     for i in 0..t {
         let row = i * c;
@@ -453,40 +509,55 @@ struct WkvInputs<'a> {
 /// The WKV recurrence of one layer: sequential over the chunk's `t` tokens, independent
 /// across heads, so the heads are split across `par` (each head's result is the same
 /// whatever the split). Each part writes its heads' `y` head-major (`[head][t][n]`) into
-/// `y_heads` (scratch); `y` is then copied token-major into `out`.
+/// `y_heads` ([`heads_to_tokens`] makes it token-major).
 fn wkv_heads(
     kernels: &KernelSet,
     par: &dyn Parallel,
     state: &mut [f32],
     x: &WkvInputs<'_>,
     y_heads: &mut [f32],
-    out: &mut [f32],
     t: usize,
     n_head: usize,
     n: usize,
 ) {
-    let c = n_head * n;
     let heads_per_part = n_head.div_ceil(par.threads());
-    let y_heads = &mut y_heads[..t * c];
+    let y_heads = &mut y_heads[..t * n_head * n];
     par.for_each_part_pair(state, heads_per_part * n * n, y_heads, heads_per_part * t * n, &|part, states, ys| {
         for (j, (head_state, y)) in states.chunks_mut(n * n).zip(ys.chunks_mut(t * n)).enumerate() {
-            let h = part * heads_per_part + j;
-            for i in 0..t {
-                let s = i * c + h * n;
-                let at = s..s + n;
-                kernels.wkv7_head(
-                    head_state,
-                    &x.r[at.clone()],
-                    &x.decay[at.clone()],
-                    &x.k[at.clone()],
-                    &x.v[at.clone()],
-                    &x.kk[at.clone()],
-                    &x.a[at],
-                    &mut y[i * n..(i + 1) * n],
-                );
-            }
+            wkv_head_tokens(kernels, head_state, x, part * heads_per_part + j, n_head * n, n, y);
         }
     });
+}
+
+/// One head `h` of the recurrence over the tokens of `x` (rows of `c`), in order; `y` is
+/// `[t][n]`.
+fn wkv_head_tokens(
+    kernels: &KernelSet,
+    head_state: &mut [f32],
+    x: &WkvInputs<'_>,
+    h: usize,
+    c: usize,
+    n: usize,
+    y: &mut [f32],
+) {
+    for (i, y) in y.chunks_exact_mut(n).enumerate() {
+        let at = i * c + h * n..i * c + (h + 1) * n;
+        kernels.wkv7_head(
+            head_state,
+            &x.r[at.clone()],
+            &x.decay[at.clone()],
+            &x.k[at.clone()],
+            &x.v[at.clone()],
+            &x.kk[at.clone()],
+            &x.a[at],
+            y,
+        );
+    }
+}
+
+/// `y_heads` (`[head][t][n]`) token-major into `out` (`[t][head·n]`).
+fn heads_to_tokens(y_heads: &[f32], out: &mut [f32], t: usize, n_head: usize, n: usize) {
+    let c = n_head * n;
     for h in 0..n_head {
         for i in 0..t {
             let s = i * c + h * n;

@@ -35,6 +35,16 @@ pub trait Parallel: Sync {
     /// `out.len()`. Parts may be empty. Otherwise as [`Parallel::for_each_part`].
     fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>);
 
+    /// Runs every task once and returns when all have returned; tasks may run
+    /// concurrently, in any order. The default runs them one after another. (Prefill cuts a
+    /// chunk's tokens into one region per thread this way, each task owning its region's
+    /// rows.)
+    fn run_tasks(&self, tasks: &mut [&mut (dyn FnMut() + Send)]) {
+        for task in tasks {
+            task();
+        }
+    }
+
     /// Matrices of fewer bytes run unsplit (default [`MIN_SPLIT_BYTES`]; tests lower it
     /// to split every matrix).
     fn min_split_bytes(&self) -> usize {

@@ -214,6 +214,17 @@ impl Parallel for ThreadPool {
             None => Sequential.for_each_range(out, ends, task),
         }
     }
+
+    fn run_tasks(&self, tasks: &mut [&mut (dyn FnMut() + Send)]) {
+        match self.split() {
+            Some(pool) => run_split(pool, tasks.len(), tasks, &|tasks, k| tasks.split_at_mut(k), &|_, tasks| {
+                if let Some(task) = tasks.first_mut() {
+                    task()
+                }
+            }),
+            None => Sequential.run_tasks(tasks),
+        }
+    }
 }
 
 /// Where a task's panic waits until its split has finished.
@@ -283,6 +294,20 @@ mod tests {
             part.iter_mut().enumerate().for_each(|(j, v)| *v += (start + j) as f32);
         });
         assert!(out.iter().enumerate().all(|(j, &v)| v == j as f32));
+    }
+
+    #[test]
+    fn every_task_runs_once() {
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads).unwrap();
+            let mut runs = [0u32; 5];
+            let mut jobs: Vec<_> = runs.iter_mut().map(|n| move || *n += 1).collect();
+            let mut tasks: Vec<&mut (dyn FnMut() + Send)> = jobs.iter_mut().map(|j| j as _).collect();
+            pool.run_tasks(&mut tasks);
+            drop(tasks);
+            drop(jobs);
+            assert_eq!(runs, [1; 5], "{threads} threads");
+        }
     }
 
     #[test]
