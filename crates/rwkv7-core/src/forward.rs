@@ -154,6 +154,16 @@ impl<'s> Buffers<'s> {
     }
 }
 
+impl Buffers<'_> {
+    /// The WKV recurrence's inputs for the buffers' first `t` tokens, and `mixed`, free
+    /// by then, for its head-major output.
+    fn wkv_inputs(&mut self, t: usize, c: usize) -> (WkvInputs<'_>, &mut [f32]) {
+        let ([r, k, v], _) = take_rows(self.proj, t * c);
+        let ([decay, a, _, _], _) = take_rows(self.lora_out, t * c);
+        (WkvInputs { r, decay, k, v, kk: self.kk, a }, self.mixed)
+    }
+}
+
 /// The first `N` rows of `len` floats of `buf`, and what follows them.
 fn take_rows<const N: usize>(buf: &mut [f32], len: usize) -> ([&mut [f32]; N], &mut [f32]) {
     let mut rest = buf;
@@ -338,10 +348,8 @@ fn time_mix(
 ) {
     let hp = model.hparams();
     time_mix_inputs(model, kernels, par, l, layer, x_prev, b, t, c);
-    let ([r, k, v], _) = take_rows(b.proj, t * c);
-    let ([decay, a, _, _], _) = take_rows(b.lora_out, t * c);
-    let wkv_in = WkvInputs { r, decay, k, v, kk: b.kk, a };
-    wkv_heads(kernels, par, wkv, &wkv_in, b.mixed, t, hp.n_head, hp.head_size);
+    let (wkv_in, y_heads) = b.wkv_inputs(t, c);
+    wkv_heads(kernels, par, wkv, &wkv_in, y_heads, t, hp.n_head, hp.head_size);
     heads_to_tokens(b.mixed, b.out, t, hp.n_head, hp.head_size);
     time_mix_output(model, kernels, par, layer, b, t, c);
 }

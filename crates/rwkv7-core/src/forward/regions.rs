@@ -16,8 +16,8 @@
 use rwkv7_kernels::KernelSet;
 
 use super::{
-    Buffers, MAX_REGIONS, WkvInputs, embed_token, heads_to_tokens, scratch_per_token, take_rows, time_mix_inputs,
-    time_mix_output, wkv_head_tokens,
+    Buffers, MAX_REGIONS, WkvInputs, embed_token, heads_to_tokens, scratch_per_token, time_mix_inputs, time_mix_output,
+    wkv_head_tokens,
 };
 use crate::model::{Model, TensorRef};
 use crate::parallel::{self, Parallel, Sequential};
@@ -186,11 +186,10 @@ fn wkv(
     let mut ys: [[Option<&mut [f32]>; MAX_REGIONS]; MAX_REGIONS] =
         core::array::from_fn(|_| core::array::from_fn(|_| None));
     for (r, b) in bufs.iter_mut().enumerate() {
-        let Buffers { x, proj, lora_out, kk, mixed, .. } = b.as_mut().expect("every region has buffers");
-        let t = x.len() / c;
-        let ([rr, k, v], _) = take_rows(proj, t * c);
-        let ([decay, a, _, _], _) = take_rows(lora_out, t * c);
-        inputs[r] = Some(WkvInputs { r: rr, decay, k, v, kk, a });
+        let b = b.as_mut().expect("every region has buffers");
+        let t = b.x.len() / c;
+        let (x, mixed) = b.wkv_inputs(t, c);
+        inputs[r] = Some(x);
         for (p, y) in mixed[..t * c].chunks_mut(heads_per_part * t * n).enumerate() {
             ys[p][r] = Some(y);
         }
