@@ -686,13 +686,34 @@ impl<'a> Gguf<'a> {
             return Err(GgufError::Truncated { section: Section::TensorData, offset: file_len });
         }
         let gguf = Gguf { data_start: data_start as usize, ..gguf };
-        // Duplicate names would make lookups ambiguous.
-        for (i, a) in gguf.raw_tensors().enumerate() {
-            if gguf.raw_tensors().skip(i + 1).any(|b| b.name == a.name) {
-                return Err(GgufError::DuplicateTensor { tensor: a.name });
+        gguf.check_unique_names()?;
+        Ok(gguf)
+    }
+
+    /// Refuses duplicate tensor names, which would make lookups ambiguous. With `alloc`,
+    /// by sorting the names: O(n log n), where comparing every pair (re-reading the table
+    /// for each tensor) took 160 s on a 1.5 MB file of 40 000 one-element tensors (found
+    /// by fuzzing). Without `alloc` (microcontroller builds, whose models sit in their own
+    /// flash), pair by pair.
+    fn check_unique_names(&self) -> Result<(), GgufError<'a>> {
+        #[cfg(feature = "alloc")]
+        {
+            let mut names: alloc::vec::Vec<&'a str> = self.raw_tensors().map(|t| t.name).collect();
+            names.sort_unstable();
+            match names.windows(2).find(|w| w[0] == w[1]) {
+                Some(w) => Err(GgufError::DuplicateTensor { tensor: w[0] }),
+                None => Ok(()),
             }
         }
-        Ok(gguf)
+        #[cfg(not(feature = "alloc"))]
+        {
+            for (i, a) in self.raw_tensors().enumerate() {
+                if self.raw_tensors().skip(i + 1).any(|b| b.name == a.name) {
+                    return Err(GgufError::DuplicateTensor { tensor: a.name });
+                }
+            }
+            Ok(())
+        }
     }
 
     /// Tensor records with offsets relative to the data section and no data attached.
@@ -753,5 +774,46 @@ impl<'a> Gguf<'a> {
     /// The tensor called `name`.
     pub fn tensor(&self, name: &str) -> Option<TensorInfo<'a>> {
         self.tensors().find(|t| t.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    /// A GGUF of `names.len()` one-element f32 tensors sharing one 4-byte data block.
+    fn tiny_tensors(names: &[std::string::String]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(b"GGUF");
+        b.extend(3u32.to_le_bytes());
+        b.extend((names.len() as u64).to_le_bytes());
+        b.extend(0u64.to_le_bytes());
+        for name in names {
+            b.extend((name.len() as u64).to_le_bytes());
+            b.extend(name.as_bytes());
+            b.extend(1u32.to_le_bytes()); // dimensions
+            b.extend(1u64.to_le_bytes()); // ne[0]
+            b.extend(0u32.to_le_bytes()); // F32
+            b.extend(0u64.to_le_bytes()); // offset
+        }
+        b.resize(b.len().next_multiple_of(DEFAULT_ALIGNMENT as usize) + 4, 0);
+        b
+    }
+
+    /// Many tensors are checked for duplicate names in O(n log n): 20 000 of them took
+    /// about 20 s when every pair was compared by re-reading the table (found by fuzzing).
+    #[test]
+    fn duplicate_names_are_found_among_many_tensors() {
+        let mut names: Vec<_> = (0..20_000).map(|i| std::format!("t{i}")).collect();
+        let file = tiny_tensors(&names);
+        let count = Gguf::parse(&file).map(|g| g.tensor_count());
+        assert!(matches!(count, Ok(20_000)), "{count:?}");
+        names.push("t12345".into());
+        let file = tiny_tensors(&names);
+        let err = Gguf::parse(&file).map(|g| g.tensor_count());
+        assert!(matches!(err, Err(GgufError::DuplicateTensor { tensor: "t12345" })), "{err:?}");
     }
 }

@@ -411,7 +411,10 @@ fn add_model_metadata(w: &mut GgufWriter<'_>, ckpt: &Checkpoint, name: &str, out
 /// gives the embedding rows (checked with llama.cpp's loader; its converter does the same).
 fn add_no_tokenizer(w: &mut GgufWriter<'_>, v: usize) -> Result<()> {
     w.add_metadata("tokenizer.ggml.model", "none")?;
-    w.add_metadata("rwkv7.vocab_size", u32::try_from(v).context("vocabulary size does not fit in u32")?)?;
+    // An input GGUF may already state it (its value was copied).
+    if !w.has_metadata("rwkv7.vocab_size") {
+        w.add_metadata("rwkv7.vocab_size", u32::try_from(v).context("vocabulary size does not fit in u32")?)?;
+    }
     Ok(())
 }
 
@@ -906,6 +909,11 @@ fn check_output(path: &Path, n_tensors: usize) -> Result<()> {
 }
 
 /// Copies one metadata value of a GGUF file.
+/// The longest metadata array copied from an input GGUF: a copied element takes 32 bytes,
+/// so a 64 MiB array of bytes grew to 2 GB (found by fuzzing). The longest real ones are
+/// the tokenizer's (65 536 tokens and types).
+const MAX_COPIED_ARRAY: u64 = 1 << 20;
+
 fn meta_of(v: &Value<'_>) -> MetaValue {
     match *v {
         Value::U8(x) => MetaValue::U8(x),
@@ -959,6 +967,13 @@ fn convert_gguf(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Co
             wrote_file_type = true;
             MetaValue::U32(opts.out_type.file_type())
         } else {
+            let long = value.as_array().map(|a| a.len()).filter(|&n| n > MAX_COPIED_ARRAY);
+            if let Some(n) = long {
+                bail!(
+                    "{}: metadata `{key}` is an array of {n} elements (at most {MAX_COPIED_ARRAY} are copied)",
+                    at(input)
+                );
+            }
             meta_of(&value)
         };
         w.add_metadata(key, value).with_context(|| at(input))?;

@@ -180,6 +180,9 @@ pub struct GgufWriter<'a> {
     alignment: u64,
     metadata: Vec<(String, MetaValue)>,
     tensors: Vec<PendingTensor<'a>>,
+    /// The tensors' names, for the duplicate check (a scan per tensor made writing
+    /// quadratic in the tensor count).
+    names: std::collections::HashSet<String>,
 }
 
 impl Default for GgufWriter<'_> {
@@ -191,7 +194,12 @@ impl Default for GgufWriter<'_> {
 impl<'a> GgufWriter<'a> {
     /// An empty file with the default alignment (32).
     pub fn new() -> Self {
-        GgufWriter { alignment: DEFAULT_ALIGNMENT, metadata: Vec::new(), tensors: Vec::new() }
+        GgufWriter {
+            alignment: DEFAULT_ALIGNMENT,
+            metadata: Vec::new(),
+            tensors: Vec::new(),
+            names: Default::default(),
+        }
     }
 
     /// The data alignment.
@@ -241,7 +249,7 @@ impl<'a> GgufWriter<'a> {
     fn check_new_tensor(&self, name: &str, ne: &[u64]) -> Result<()> {
         ensure!((1..=4).contains(&ne.len()), "tensor `{name}` has {} dimensions (1 to 4 allowed)", ne.len());
         ensure!(!ne.contains(&0), "tensor `{name}` has a zero dimension {ne:?}");
-        ensure!(!self.tensors.iter().any(|t| t.name == name), "tensor `{name}` added twice");
+        ensure!(!self.names.contains(name), "tensor `{name}` added twice");
         Ok(())
     }
 
@@ -263,6 +271,7 @@ impl<'a> GgufWriter<'a> {
             ty.name(),
             data.len()
         );
+        self.names.insert(name.clone());
         self.tensors.push(PendingTensor {
             name,
             ne: ne.to_vec(),
@@ -285,6 +294,7 @@ impl<'a> GgufWriter<'a> {
         let name = name.into();
         self.check_new_tensor(&name, ne)?;
         let n_bytes = tensor_bytes(ne, ty).with_context(|| format!("tensor `{name}`"))?;
+        self.names.insert(name.clone());
         self.tensors.push(PendingTensor {
             name,
             ne: ne.to_vec(),
@@ -305,9 +315,10 @@ impl<'a> GgufWriter<'a> {
         type_code: u32,
         data: impl Into<Cow<'a, [u8]>>,
     ) {
-        let data = data.into();
+        let (name, data) = (name.into(), data.into());
+        self.names.insert(name.clone());
         self.tensors.push(PendingTensor {
-            name: name.into(),
+            name,
             ne: ne.to_vec(),
             type_code,
             n_bytes: data.len() as u64,

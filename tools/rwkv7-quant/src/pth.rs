@@ -19,6 +19,17 @@ use crate::checkpoint::{Bytes, DType, Tensor, map_file};
 /// Upper bound on the size of `data.pkl`; a real one is ~100 bytes per tensor.
 const MAX_PICKLE_BYTES: u64 = 256 << 20;
 
+/// Upper bound on the values the pickle machine holds at once on its stack, its MARKs and
+/// its memo (each): a checkpoint's pickle needs a few per tensor. Without it, a few MB of
+/// `MARK` or `BINGET` opcodes grew the stack to gigabytes (found by fuzzing).
+const MAX_PICKLE_VALUES: usize = 1 << 20;
+
+/// Upper bound on a tensor's dimensions (torch allows 64; checkpoints use 1 to 4).
+/// Checked before a size or stride tuple is copied: a tiny pickle calling
+/// `_rebuild_tensor_v2` a thousand times on one memoized 100 000-element tuple grew to
+/// gigabytes (found by fuzzing).
+const MAX_DIMS: usize = 64;
+
 /// Why a `.pth` file could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -128,20 +139,21 @@ pub fn parse_pth(file: Bytes) -> Result<Vec<Tensor>, PthError> {
             }
             None => {
                 let member = format!("{stem}/data/{}", storage.key);
-                let data = storage_bytes(&mut zip, &file, &member).map_err(|e| match e {
+                let expected = storage.numel.checked_mul(storage.dtype.size() as u64);
+                // The size is checked against the zip entry's before anything is read or
+                // decompressed: a 1 MB file can hold a 1 GiB deflated storage.
+                let data = storage_bytes(&mut zip, &file, &member, |size| {
+                    (expected == Some(size)).then_some(()).ok_or_else(|| {
+                        format!(
+                            "storage `{}` has {size} bytes, but its header says {} {} elements",
+                            storage.key, storage.numel, storage.dtype
+                        )
+                    })
+                })
+                .map_err(|e| match e {
                     PthError::Layout(msg) => terr(msg),
                     other => other,
                 })?;
-                let expected = storage.numel.checked_mul(storage.dtype.size() as u64);
-                if expected != Some(data.len() as u64) {
-                    return Err(terr(format!(
-                        "storage `{}` has {} bytes, but its header says {} {} elements",
-                        storage.key,
-                        data.len(),
-                        storage.numel,
-                        storage.dtype
-                    )));
-                }
                 storages.insert(storage.key.clone(), (storage.dtype, data.clone()));
                 data
             }
@@ -176,7 +188,12 @@ fn read_member(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64)
 
 /// The bytes of a storage member: a slice of the file when stored uncompressed (as
 /// torch does), otherwise decompressed into memory.
-fn storage_bytes(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, file: &Bytes, member: &str) -> Result<Bytes, PthError> {
+fn storage_bytes(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    file: &Bytes,
+    member: &str,
+    check_size: impl FnOnce(u64) -> Result<(), String>,
+) -> Result<Bytes, PthError> {
     let mut f = match zip.by_name(member) {
         Ok(f) => f,
         Err(zip::result::ZipError::FileNotFound) => {
@@ -185,6 +202,7 @@ fn storage_bytes(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, file: &Bytes, member:
         Err(e) => return Err(PthError::Zip(format!("{member}: {e}"))),
     };
     let size = f.size();
+    check_size(size).map_err(PthError::Layout)?;
     if f.compression() == zip::CompressionMethod::Stored && !f.encrypted() {
         if f.compressed_size() != size {
             return Err(PthError::Zip(format!("{member}: stored entry with two different sizes")));
@@ -198,7 +216,10 @@ fn storage_bytes(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, file: &Bytes, member:
     let cap = usize::try_from(size).map_err(|_| PthError::Zip(format!("{member}: too large")))?;
     let mut buf = Vec::new();
     buf.try_reserve_exact(cap).map_err(|_| PthError::Zip(format!("{member}: {size} bytes do not fit in memory")))?;
-    f.read_to_end(&mut buf).map_err(|e| PthError::Zip(format!("{member}: {e}")))?;
+    (&mut f).take(size).read_to_end(&mut buf).map_err(|e| PthError::Zip(format!("{member}: {e}")))?;
+    if buf.len() as u64 != size {
+        return Err(PthError::Zip(format!("{member}: {} bytes decompressed, the archive says {size}", buf.len())));
+    }
     Ok(Bytes::from_vec(buf))
 }
 
@@ -272,11 +293,73 @@ enum Val {
     Bool,
     Int(i64),
     Str(Rc<str>),
-    Tuple(Rc<[Val]>),
-    Dict(Rc<RefCell<Vec<(Val, Val)>>>),
+    Tuple(Rc<Items>),
+    Dict(Rc<RefCell<Entries>>),
     Global(Global),
     Storage(Rc<StorageRef>),
     Tensor(Rc<TensorRef>),
+}
+
+/// A tuple's items. Dropped iteratively ([`drop_nested`]): a pickle can nest tuples a
+/// million deep in a few hundred bytes (`TUPLE1` after `TUPLE1`), and dropping them
+/// recursively overflowed the stack (found by fuzzing).
+#[derive(Debug)]
+struct Items(Vec<Val>);
+
+/// A dict's entries, in insertion order; dropped iteratively like [`Items`].
+#[derive(Debug, Default)]
+struct Entries(Vec<(Val, Val)>);
+
+impl std::ops::Deref for Items {
+    type Target = [Val];
+    fn deref(&self) -> &[Val] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Entries {
+    type Target = Vec<(Val, Val)>;
+    fn deref(&self) -> &Vec<(Val, Val)> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Entries {
+    fn deref_mut(&mut self) -> &mut Vec<(Val, Val)> {
+        &mut self.0
+    }
+}
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        drop_nested(std::mem::take(&mut self.0));
+    }
+}
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        drop_nested(self.0.drain(..).flat_map(|(k, v)| [k, v]).collect());
+    }
+}
+
+/// Drops `values` with a work list instead of recursion: the children of every container
+/// this was the last owner of join the list before the (then empty) container drops.
+fn drop_nested(mut values: Vec<Val>) {
+    while let Some(v) = values.pop() {
+        match v {
+            Val::Tuple(mut t) => {
+                if let Some(items) = Rc::get_mut(&mut t) {
+                    values.append(&mut items.0);
+                }
+            }
+            Val::Dict(mut d) => {
+                if let Some(entries) = Rc::get_mut(&mut d) {
+                    values.extend(entries.get_mut().0.drain(..).flat_map(|(k, v)| [k, v]));
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Val {
@@ -513,6 +596,9 @@ impl<'a> Machine<'a> {
 
     fn ints_of(&self, v: &Val, what: &str) -> Res<Vec<u64>> {
         match v {
+            Val::Tuple(items) if items.len() > MAX_DIMS => {
+                self.err(format!("{what} has {} dimensions (at most {MAX_DIMS})", items.len()))
+            }
             Val::Tuple(items) => items.iter().map(|i| self.int_of(i, what)).collect(),
             other => self.err(format!("{what} must be a tuple, not {}", other.kind())),
         }
@@ -527,7 +613,7 @@ impl<'a> Machine<'a> {
         let Val::Tuple(items) = &pid else {
             return self.err(format!("persistent id must be a tuple, not {}", pid.kind()));
         };
-        match &**items {
+        match &items[..] {
             [Val::Str(tag), Val::Global(Global::Storage(dtype)), Val::Str(key), Val::Str(_location), numel]
                 if &**tag == "storage" =>
             {
@@ -547,7 +633,7 @@ impl<'a> Machine<'a> {
             Val::Global(Global::OrderedDict) if args.is_empty() => Ok(Val::Dict(Rc::default())),
             Val::Global(Global::OrderedDict) => self.err("OrderedDict(...) with arguments is not supported"),
             Val::Global(Global::RebuildTensorV2) => {
-                let (storage, offset, size, stride, requires_grad, hooks, meta) = match &*args {
+                let (storage, offset, size, stride, requires_grad, hooks, meta) = match &args[..] {
                     [a, b, c, d, e, f] => (a, b, c, d, e, f, None),
                     [a, b, c, d, e, f, g] => (a, b, c, d, e, f, Some(g)),
                     _ => return self.err(format!("_rebuild_tensor_v2 takes 6 or 7 arguments, got {}", args.len())),
@@ -597,6 +683,10 @@ impl<'a> Machine<'a> {
     fn run(mut self) -> Res<Vec<(String, TensorRef)>> {
         loop {
             self.op_pos = self.pos;
+            // Each opcode adds at most one value, MARK or memo entry, so checking here bounds them.
+            if self.stack.len().max(self.marks.len()).max(self.memo.len()) > MAX_PICKLE_VALUES {
+                return self.err(format!("more than {MAX_PICKLE_VALUES} values, MARKs or memo entries at once"));
+            }
             let op = self.u8()?;
             match op {
                 0x80 => {
@@ -609,11 +699,11 @@ impl<'a> Machine<'a> {
                     self.take(8)?; // FRAME: a length hint only.
                 }
                 b'}' => self.push(Val::Dict(Rc::default())),
-                b')' => self.push(Val::Tuple(Rc::from([]))),
+                b')' => self.push(Val::Tuple(Rc::new(Items(Vec::new())))),
                 b'(' => self.marks.push(self.stack.len()),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Val::Tuple(items.into()));
+                    self.push(Val::Tuple(Rc::new(Items(items))));
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -622,7 +712,7 @@ impl<'a> Machine<'a> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.push(Val::Tuple(items.into()));
+                    self.push(Val::Tuple(Rc::new(Items(items))));
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
@@ -854,6 +944,21 @@ pub(crate) mod tests {
 
     fn run_pickle(p: &[u8]) -> Result<Vec<Tensor>, PthError> {
         parse(build_zip("m", p, &[], false))
+    }
+
+    #[test]
+    fn deep_nesting_and_floods_fail_cleanly() {
+        // 300 000 nested one-tuples: dropped recursively, they overflowed the stack.
+        let mut p = b"\x80\x02)".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, 300_000));
+        p.push(b'.');
+        let err = run_pickle(&p).unwrap_err().to_string();
+        assert!(err.contains("not a dict of tensors"), "{err}");
+        // More MARKs than the machine holds.
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b'(', MAX_PICKLE_VALUES + 2));
+        let err = run_pickle(&p).unwrap_err().to_string();
+        assert!(err.contains("MARKs or memo entries at once"), "{err}");
     }
 
     #[test]
