@@ -311,6 +311,13 @@ pub enum GgufError<'a> {
         /// Tensor name.
         tensor: &'a str,
     },
+    /// The tensors' data add up to more than the data section holds, so some share bytes.
+    OverlappingData {
+        /// Bytes of data the tensor records add up to.
+        declared: u64,
+        /// Bytes from the start of the data section to the end of the file.
+        available: u64,
+    },
 }
 
 impl fmt::Display for GgufError<'_> {
@@ -345,6 +352,10 @@ impl fmt::Display for GgufError<'_> {
                 write!(f, "tensor `{tensor}` data ends at byte {end}, past the end of the file ({file_len} bytes)")
             }
             DuplicateTensor { tensor } => write!(f, "tensor `{tensor}` appears twice"),
+            OverlappingData { declared, available } => write!(
+                f,
+                "the tensors' data add up to {declared} bytes, more than the {available} bytes of the data section: tensors share data"
+            ),
         }
     }
 }
@@ -658,13 +669,14 @@ impl<'a> Gguf<'a> {
 
         cur.section = Section::TensorInfo;
         let tensors_start = cur.pos;
-        let mut max_end = 0u64;
+        let (mut max_end, mut total) = (0u64, 0u64);
         for i in 0..tensor_count {
             let (info, rel) = read_tensor_info(&mut cur, i)?;
             if rel % alignment != 0 {
                 return Err(GgufError::Misaligned { tensor: info.name, offset: rel, alignment });
             }
             let size = data_size(&info.ne, info.ggml_type).ok_or(GgufError::BadShape { tensor: info.name })?;
+            total = total.saturating_add(size);
             let file_len = bytes.len() as u64;
             let past_end = GgufError::OutOfBounds { tensor: info.name, end: u64::MAX, file_len };
             let end = rel.checked_add(size).ok_or(past_end)?;
@@ -684,6 +696,12 @@ impl<'a> Gguf<'a> {
                 }
             }
             return Err(GgufError::Truncated { section: Section::TensorData, offset: file_len });
+        }
+        // Tensors that share bytes would let a small file describe a huge model (and a
+        // recurrent state of gigabytes: found by fuzzing); writers never overlap them.
+        let available = file_len.saturating_sub(data_start);
+        if total > available {
+            return Err(GgufError::OverlappingData { declared: total, available });
         }
         let gguf = Gguf { data_start: data_start as usize, ..gguf };
         gguf.check_unique_names()?;
@@ -784,23 +802,40 @@ mod tests {
 
     use super::*;
 
-    /// A GGUF of `names.len()` one-element f32 tensors sharing one 4-byte data block.
-    fn tiny_tensors(names: &[std::string::String]) -> Vec<u8> {
+    /// A GGUF of `names.len()` one-element f32 tensors, each in its own aligned slot
+    /// (`shared`: all at offset 0).
+    fn tiny_tensors(names: &[std::string::String], shared: bool) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend(b"GGUF");
         b.extend(3u32.to_le_bytes());
         b.extend((names.len() as u64).to_le_bytes());
         b.extend(0u64.to_le_bytes());
-        for name in names {
+        for (i, name) in names.iter().enumerate() {
             b.extend((name.len() as u64).to_le_bytes());
             b.extend(name.as_bytes());
             b.extend(1u32.to_le_bytes()); // dimensions
             b.extend(1u64.to_le_bytes()); // ne[0]
             b.extend(0u32.to_le_bytes()); // F32
-            b.extend(0u64.to_le_bytes()); // offset
+            let offset = if shared { 0 } else { i as u64 * DEFAULT_ALIGNMENT };
+            b.extend(offset.to_le_bytes());
         }
-        b.resize(b.len().next_multiple_of(DEFAULT_ALIGNMENT as usize) + 4, 0);
+        let slots = if shared { 1 } else { names.len() };
+        b.resize(b.len().next_multiple_of(DEFAULT_ALIGNMENT as usize) + slots * DEFAULT_ALIGNMENT as usize, 0);
         b
+    }
+
+    /// Tensors whose data add up to more than the data section are refused: 1024 layers'
+    /// worth of tensors sharing a few bytes made an 11 MB file ask for a 68 GB recurrent
+    /// state (found by fuzzing). Here 20 one-element tensors share one 32-byte slot.
+    #[test]
+    fn shared_tensor_data_is_refused() {
+        let names: Vec<_> = (0..20).map(|i| std::format!("t{i}")).collect();
+        assert!(Gguf::parse(&tiny_tensors(&names, false)).is_ok());
+        let file = tiny_tensors(&names[..8], true);
+        assert!(Gguf::parse(&file).is_ok(), "8 × 4 bytes fit the 32-byte data section");
+        let file = tiny_tensors(&names, true);
+        let err = Gguf::parse(&file).map(|g| g.tensor_count());
+        assert!(matches!(err, Err(GgufError::OverlappingData { declared: 80, available: 32 })), "{err:?}");
     }
 
     /// Many tensors are checked for duplicate names in O(n log n): 20 000 of them took
@@ -808,11 +843,11 @@ mod tests {
     #[test]
     fn duplicate_names_are_found_among_many_tensors() {
         let mut names: Vec<_> = (0..20_000).map(|i| std::format!("t{i}")).collect();
-        let file = tiny_tensors(&names);
+        let file = tiny_tensors(&names, false);
         let count = Gguf::parse(&file).map(|g| g.tensor_count());
         assert!(matches!(count, Ok(20_000)), "{count:?}");
         names.push("t12345".into());
-        let file = tiny_tensors(&names);
+        let file = tiny_tensors(&names, false);
         let err = Gguf::parse(&file).map(|g| g.tensor_count());
         assert!(matches!(err, Err(GgufError::DuplicateTensor { tensor: "t12345" })), "{err:?}");
     }
