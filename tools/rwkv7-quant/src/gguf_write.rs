@@ -271,8 +271,7 @@ impl<'a> GgufWriter<'a> {
             ty.name(),
             data.len()
         );
-        self.names.insert(name.clone());
-        self.tensors.push(PendingTensor {
+        self.push_tensor(PendingTensor {
             name,
             ne: ne.to_vec(),
             type_code: ty.code(),
@@ -294,8 +293,7 @@ impl<'a> GgufWriter<'a> {
         let name = name.into();
         self.check_new_tensor(&name, ne)?;
         let n_bytes = tensor_bytes(ne, ty).with_context(|| format!("tensor `{name}`"))?;
-        self.names.insert(name.clone());
-        self.tensors.push(PendingTensor {
+        self.push_tensor(PendingTensor {
             name,
             ne: ne.to_vec(),
             type_code: ty.code(),
@@ -315,15 +313,20 @@ impl<'a> GgufWriter<'a> {
         type_code: u32,
         data: impl Into<Cow<'a, [u8]>>,
     ) {
-        let (name, data) = (name.into(), data.into());
-        self.names.insert(name.clone());
-        self.tensors.push(PendingTensor {
-            name,
+        let data = data.into();
+        self.push_tensor(PendingTensor {
+            name: name.into(),
             ne: ne.to_vec(),
             type_code,
             n_bytes: data.len() as u64,
             data: Data::Bytes(data),
         });
+    }
+
+    /// Appends `t`, recording its name for [`GgufWriter::check_new_tensor`].
+    fn push_tensor(&mut self, t: PendingTensor<'a>) {
+        self.names.insert(t.name.clone());
+        self.tensors.push(t);
     }
 
     /// Writes the whole file to `w`; returns the number of bytes written.

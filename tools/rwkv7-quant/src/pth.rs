@@ -336,9 +336,16 @@ impl Drop for Items {
     }
 }
 
+impl Entries {
+    /// Takes every key and value out, leaving the dict empty.
+    fn drain_values(&mut self) -> impl Iterator<Item = Val> + '_ {
+        self.0.drain(..).flat_map(|(k, v)| [k, v])
+    }
+}
+
 impl Drop for Entries {
     fn drop(&mut self) {
-        drop_nested(self.0.drain(..).flat_map(|(k, v)| [k, v]).collect());
+        drop_nested(self.drain_values().collect());
     }
 }
 
@@ -354,7 +361,7 @@ fn drop_nested(mut values: Vec<Val>) {
             }
             Val::Dict(mut d) => {
                 if let Some(entries) = Rc::get_mut(&mut d) {
-                    values.extend(entries.get_mut().0.drain(..).flat_map(|(k, v)| [k, v]));
+                    values.extend(entries.get_mut().drain_values());
                 }
             }
             _ => {}
