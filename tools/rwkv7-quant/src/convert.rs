@@ -908,12 +908,12 @@ fn check_output(path: &Path, n_tensors: usize) -> Result<()> {
     Ok(())
 }
 
-/// Copies one metadata value of a GGUF file.
 /// The longest metadata array copied from an input GGUF: a copied element takes 32 bytes,
 /// so a 64 MiB array of bytes grew to 2 GB (found by fuzzing). The longest real ones are
 /// the tokenizer's (65 536 tokens and types).
 const MAX_COPIED_ARRAY: u64 = 1 << 20;
 
+/// Copies one metadata value of a GGUF file.
 fn meta_of(v: &Value<'_>) -> MetaValue {
     match *v {
         Value::U8(x) => MetaValue::U8(x),
