@@ -405,95 +405,64 @@ trait PairBlock: QBlock + Sized {
 const GROUP_ORDER: [usize; GROUP] = [0, 2, 4, 6, 1, 3, 5, 7];
 
 /// The 8 exact block sums of a group from its 4 pairs' lanes, in [`GROUP_ORDER`]: pair `p`
-/// holds 4 partial sums of block `2p` in lanes 0–3 and of `2p + 1` in lanes 4–7; two
-/// rounds of [`zip_add`] leave `[p0 p1 p2 p3]` per 128-bit lane. Integer adds, so exact
-/// (each block sum is at most `32·128·127 < 2³¹`).
+/// holds 4 partial sums of block `2p` in lanes 0–3 and of `2p + 1` in lanes 4–7;
+/// [`zip32_add32`] and then [`zip64_add32`] leave `[p0 p1 p2 p3]` per 128-bit lane.
+/// Integer adds, so exact (each block sum is at most `32·128·127 < 2³¹`).
 ///
 /// # Safety
 /// AVX2 enabled.
 #[inline(always)]
 unsafe fn reduce_group(p: [__m256i; 4]) -> __m256i {
     // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
-    unsafe {
-        let s01 = zip_add::<Zip32, Add32>(p[0], p[1]);
-        let s23 = zip_add::<Zip32, Add32>(p[2], p[3]);
-        zip_add::<Zip64, Add32>(s01, s23)
-    }
+    unsafe { zip64_add32(zip32_add32(p[0], p[1]), zip32_add32(p[2], p[3])) }
 }
 
-/// How [`zip_add`] interleaves two vectors: in 32-bit or in 64-bit units.
-struct Zip32;
-/// See [`Zip32`].
-struct Zip64;
-/// How [`zip_add`] adds: as i16 or as i32 lanes.
-struct Add16;
-/// See [`Add16`].
-struct Add32;
-
-/// An interleave (`unpacklo`/`unpackhi` by the unit `Self`).
-trait Zip {
-    /// # Safety
-    /// AVX2 enabled.
-    unsafe fn lo_hi(a: __m256i, b: __m256i) -> (__m256i, __m256i);
-}
-
-impl Zip for Zip32 {
-    #[inline(always)]
-    unsafe fn lo_hi(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
-        // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
-        unsafe { (_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b)) }
-    }
-}
-
-impl Zip for Zip64 {
-    #[inline(always)]
-    unsafe fn lo_hi(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
-        // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
-        unsafe { (_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b)) }
-    }
-}
-
-/// A lane-wise integer add.
-trait LaneAdd {
-    /// # Safety
-    /// AVX2 enabled.
-    unsafe fn add(a: __m256i, b: __m256i) -> __m256i;
-}
-
-impl LaneAdd for Add16 {
-    #[inline(always)]
-    unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: register-only intrinsic; AVX2 is the caller's promise.
-        unsafe { _mm256_add_epi16(a, b) }
-    }
-}
-
-impl LaneAdd for Add32 {
-    #[inline(always)]
-    unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
-        // SAFETY: register-only intrinsic; AVX2 is the caller's promise.
-        unsafe { _mm256_add_epi32(a, b) }
-    }
-}
-
-/// One step of a horizontal-sum tree: `unpacklo(a, b) + unpackhi(a, b)`. Within each
-/// 128-bit lane, with `Z` = 32-bit units, `[a0 a1 a2 a3] [b0 b1 b2 b3]` become
-/// `[a0+a2, b0+b2, a1+a3, b1+b3]`; with 64-bit units, `[a0 a1] [b0 b1]` become
-/// `[a0+a1, b0+b1]` (each unit added lane-wise as `A`: i16 or i32). Two steps turn 4
-/// vectors into one with each vector's sum in its own unit (per 128-bit lane), like two
-/// rounds of `vphaddd`. Shuffles and adds instead of `vphadd*`: on Zen 3 (llvm-mca
-/// `-mcpu=znver3`) a `vphadd*` takes a multiply port for two cycles, and the integer
-/// tiles wait on those ports (Q8_0 768×768×64 tile: 920 → 890 µs).
+/// Steps of a horizontal-sum tree: `unpacklo(a, b) + unpackhi(a, b)`. Within each 128-bit
+/// lane, interleaving by 32-bit units turns `[a0 a1 a2 a3] [b0 b1 b2 b3]` into
+/// `[a0+a2, b0+b2, a1+a3, b1+b3]`; by 64-bit units, `[a0 a1] [b0 b1]` into `[a0+a1, b0+b1]`.
+/// Each unit is added lane-wise as i32 (`*_add32`) or as i16 (`*_add16`, for i16 sums kept
+/// in neighbouring pairs). A 32-bit step, then a 64-bit step, turn 4 vectors into one with
+/// each vector's sum in its own unit (per 128-bit lane), like two rounds of `vphaddd`.
+/// Shuffles and adds instead of `vphadd*`: on Zen 3 (llvm-mca `-mcpu=znver3`) a `vphadd*`
+/// takes a multiply port for two cycles, and the integer tiles wait on those ports
+/// (KERNELS.md: Q8_0 768×768×64 tile 926 → 878 µs).
 ///
 /// # Safety
 /// AVX2 enabled.
 #[inline(always)]
-unsafe fn zip_add<Z: Zip, A: LaneAdd>(a: __m256i, b: __m256i) -> __m256i {
+unsafe fn zip32_add32(a: __m256i, b: __m256i) -> __m256i {
     // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
-    unsafe {
-        let (lo, hi) = Z::lo_hi(a, b);
-        A::add(lo, hi)
-    }
+    unsafe { _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b)) }
+}
+
+/// See [`zip32_add32`].
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn zip64_add32(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe { _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b)) }
+}
+
+/// See [`zip32_add32`].
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn zip32_add16(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe { _mm256_add_epi16(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b)) }
+}
+
+/// See [`zip32_add32`].
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn zip64_add16(a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe { _mm256_add_epi16(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b)) }
 }
 
 /// The 8 f16 scales of blocks `p[0..8]` widened to f32 in [`GROUP_ORDER`].
@@ -626,13 +595,14 @@ impl PairBlock for BlockQ4_0 {
     }
 
     /// The 4 pairs' i16 products (`maddubs` of low and high nibbles, added: at most
-    /// `4·15·127 = 7620` per lane) are reduced in i16 by two rounds of [`zip_add`] (32-bit
-    /// units keep each pair's i16 neighbours together: `[p0 p0 p1 p1 ..]`, then
-    /// `[p0 p0 p1 p1 p2 p2 p3 p3]` per 128-bit lane, each i16 a sum of 4 lanes, at most
-    /// `4·7620 = 30480 < 2¹⁵`: exact) and widened by one `madd` with ones, which also adds
-    /// the neighbours: the lanes come out as [`reduce_group`]'s, with one widening
-    /// multiply per group instead of four (Q8_0's products, up to `2·128·127`, leave no
-    /// such room). The multiply ports are what the integer tiles wait on.
+    /// `4·15·127 = 7620` per lane) are reduced in i16 by [`zip32_add16`] and
+    /// [`zip64_add16`] (32-bit units keep each pair's i16 neighbours together:
+    /// `[p0 p0 p1 p1 ..]`, then `[p0 p0 p1 p1 p2 p2 p3 p3]` per 128-bit lane, each i16 a
+    /// sum of 4 lanes, at most `4·7620 = 30480 < 2¹⁵`: exact) and widened by one `madd`
+    /// with ones, which also adds the neighbours: the lanes come out as
+    /// [`reduce_group`]'s, with one widening multiply per group instead of four (Q8_0's
+    /// products, up to `2·128·127`, leave no such room). The multiply ports are what the
+    /// integer tiles wait on.
     #[inline(always)]
     unsafe fn group_isum(w: &[Q4PairW; GROUP / 2], x: &[PairX; GROUP / 2]) -> __m256i {
         // SAFETY: register-only intrinsics; the ISA is the caller's promise.
@@ -641,7 +611,7 @@ impl PairBlock for BlockQ4_0 {
             let p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w[1].lo, x[1].xlo), _mm256_maddubs_epi16(w[1].hi, x[1].xhi));
             let p2 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2].lo, x[2].xlo), _mm256_maddubs_epi16(w[2].hi, x[2].xhi));
             let p3 = _mm256_add_epi16(_mm256_maddubs_epi16(w[3].lo, x[3].xlo), _mm256_maddubs_epi16(w[3].hi, x[3].xhi));
-            let h = zip_add::<Zip64, Add16>(zip_add::<Zip32, Add16>(p0, p1), zip_add::<Zip32, Add16>(p2, p3));
+            let h = zip64_add16(zip32_add16(p0, p1), zip32_add16(p2, p3));
             _mm256_madd_epi16(h, _mm256_set1_epi16(1))
         }
     }
