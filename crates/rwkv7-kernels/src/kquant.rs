@@ -12,20 +12,23 @@
 //!
 //! # Integer sums (the matmul specification)
 //!
-//! The integer matmul path quantizes activations per 32 values (`xq`, scale `xd`, see
-//! [`crate::quant::quantize_activations`]). Every block type here is viewed as groups of
-//! 32 weights whose value is `a·s_k·c_k + b·m_k` for integer sub-scale `s`, min `m` and
-//! code `c`; [`KBlock::group_sums`] returns the exact integers
-//! `isum = Σ s·c·xq` and `msum = Σ m·xq` of one group, and the group adds
+//! The integer matmul path quantizes activations with one scale per weight block
+//! ([`crate::quant::quantize_activations_per`] with `block = ELEMS`: 256 for the
+//! K-quants, as ggml's `Q8_K`, and 32 for the legacy types): quants `xq`, scale `xd`.
+//! Every block type here is viewed as groups of weights whose value is `a·s_g·c + b·m_g`
+//! for integer sub-scale `s`, min `m` and code `c`; [`KBlock::block_sums`] returns the
+//! exact integers `isum = Σ s·c·xq` and `msum = Σ m·xq` of one block, and the block adds
 //! `f32(isum)·(a·xd) + f32(msum)·(b·xd)` to the output ([`KBlock::multipliers`] gives
-//! `a` and `b`). SIMD kernels must reproduce `isum` and `msum` exactly (tested on data
-//! whose float arithmetic is exact); their float sums may be reordered.
+//! `a` and `b`). With one activation scale per block, the sub-scales multiply in
+//! integers and only one float step remains per block. SIMD kernels must reproduce
+//! `isum` and `msum` exactly (tested on data whose float arithmetic is exact); their
+//! float sums may be reordered.
 
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
 use crate::legacy::{BlockQ4_1, BlockQ5_0, BlockQ5_1};
-use crate::quant::{QK, quantize_activations};
+use crate::quant::{QK, quantize_activations_per};
 use crate::{MatmulFn, MatmulJob};
 
 /// Elements per K-quant super-block (ggml `QK_K`).
@@ -33,16 +36,17 @@ pub const QK_K: usize = 256;
 /// Bytes of packed 6-bit sub-block scales and mins in Q4_K/Q5_K (ggml `K_SCALE_SIZE`).
 pub const K_SCALE_SIZE: usize = 12;
 
-/// A block type seen as groups of 32 weights for the integer matmul path (see the
-/// module docs). Implemented by the K-quants and by the legacy `Q4_1`/`Q5_0`/`Q5_1`.
+/// A block type seen as integer sums for the integer matmul path (see the module
+/// docs). Implemented by the K-quants and by the legacy `Q4_1`/`Q5_0`/`Q5_1`.
 pub trait KBlock: Pod {
-    /// Elements per block: 256 for K-quants, 32 for the legacy types.
+    /// Elements per block (and per activation scale): 256 for K-quants, 32 for the
+    /// legacy types.
     const ELEMS: usize;
     /// Whether the block has a min term (`msum` and `b` non-zero).
     const HAS_MIN: bool;
-    /// `(isum, msum)` of group `g` (elements `32g..32g + 32`) against 32 activation quants.
-    /// Exact in i32 for quants in `[-127, 127]` (each type documents its bound).
-    fn group_sums(&self, g: usize, xq: &[i8]) -> (i32, i32);
+    /// `(isum, msum)` of the block against its `ELEMS` activation quants. Exact in i32
+    /// for quants in `[-127, 127]` (each type documents its bound).
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32);
     /// `(a, b)`: the group adds `f32(isum)·(a·xd) + f32(msum)·(b·xd)`.
     fn multipliers(&self) -> (f32, f32);
     /// Element `e` as f32, exactly as ggml's dequantizer computes it.
@@ -155,6 +159,25 @@ pub fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; K_SCALE_SIZE] {
     out
 }
 
+/// Q4_K/Q5_K block sums from the codes `code(e)` and the sub-blocks' `(scale, min)`:
+/// `(Σ_g sc_g·Σ code·xq, Σ_g m_g·Σ xq)` over the 8 sub-blocks of 32.
+#[inline]
+fn scale_min_sums(code: impl Fn(usize) -> u8, scale_min: impl Fn(usize) -> (u8, u8), xq: &[i8]) -> (i32, i32) {
+    let xq = &xq[..QK_K];
+    let (mut isum, mut msum) = (0i32, 0i32);
+    for g in 0..QK_K / QK {
+        let (sc, m) = scale_min(g);
+        let (mut qx, mut sx) = (0i32, 0i32);
+        for l in 0..QK {
+            qx += code(QK * g + l) as i32 * xq[QK * g + l] as i32;
+            sx += xq[QK * g + l] as i32;
+        }
+        isum += sc as i32 * qx;
+        msum += m as i32 * sx;
+    }
+    (isum, msum)
+}
+
 impl BlockQ4K {
     /// The super-block scales `(d, dmin)` widened to f32 (exact).
     #[inline]
@@ -181,16 +204,11 @@ impl KBlock for BlockQ4K {
     const ELEMS: usize = QK_K;
     const HAS_MIN: bool = true;
 
-    /// `isum = sc·Σ q·xq` (`|·| ≤ 63·15·127·32 < 2²³`), `msum = m·Σ xq` (`≤ 63·127·32`).
+    /// `isum = Σ_g sc_g·Σ q·xq` (`|·| ≤ 63·15·127·256 < 2²⁵`), `msum = Σ_g m_g·Σ xq`
+    /// (`≤ 63·127·256 < 2²¹`), over the 8 sub-blocks `g` of 32.
     #[inline]
-    fn group_sums(&self, g: usize, xq: &[i8]) -> (i32, i32) {
-        let (sc, m) = self.scale_min(g);
-        let (mut qx, mut xs) = (0i32, 0i32);
-        for l in 0..QK {
-            qx += self.code(32 * g + l) as i32 * xq[l] as i32;
-            xs += xq[l] as i32;
-        }
-        (sc as i32 * qx, m as i32 * xs)
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32) {
+        scale_min_sums(|e| self.code(e), |g| self.scale_min(g), xq)
     }
 
     #[inline]
@@ -235,16 +253,10 @@ impl KBlock for BlockQ5K {
     const ELEMS: usize = QK_K;
     const HAS_MIN: bool = true;
 
-    /// As Q4_K with codes `< 32`: `|isum| ≤ 63·31·127·32 < 2²⁴`.
+    /// As Q4_K with codes `< 32`: `|isum| ≤ 63·31·127·256 < 2²⁶`.
     #[inline]
-    fn group_sums(&self, g: usize, xq: &[i8]) -> (i32, i32) {
-        let (sc, m) = self.scale_min(g);
-        let (mut qx, mut xs) = (0i32, 0i32);
-        for l in 0..QK {
-            qx += self.code(32 * g + l) as i32 * xq[l] as i32;
-            xs += xq[l] as i32;
-        }
-        (sc as i32 * qx, m as i32 * xs)
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32) {
+        scale_min_sums(|e| self.code(e), |g| self.scale_min(g), xq)
     }
 
     #[inline]
@@ -278,23 +290,38 @@ impl BlockQ6K {
         let hi = (self.qh[32 * n + l] >> (2 * k)) & 3;
         (lo | (hi << 4)) as i8 - 32
     }
+
+    /// All 256 signed codes, `codes()[e] == code(e)`, unpacked in one pass (32 bytes of
+    /// `qh` and 64 of `ql` per half `n` yield its four quarters).
+    #[inline]
+    pub fn codes(&self) -> [i8; QK_K] {
+        let mut q = [0i8; QK_K];
+        for n in 0..2 {
+            for l in 0..32 {
+                let (a, b, h) = (self.ql[64 * n + l], self.ql[64 * n + 32 + l], self.qh[32 * n + l]);
+                let quarters = [a & 15, b & 15, a >> 4, b >> 4];
+                for (k, low) in quarters.into_iter().enumerate() {
+                    q[128 * n + 32 * k + l] = (low | (((h >> (2 * k)) & 3) << 4)) as i8 - 32;
+                }
+            }
+        }
+        q
+    }
 }
 
 impl KBlock for BlockQ6K {
     const ELEMS: usize = QK_K;
     const HAS_MIN: bool = false;
 
-    /// `isum = Σ_h sc_h·Σ (q − 32)·xq` over the group's two 16-element sub-blocks
-    /// (`|·| ≤ 2·128·32·127·16 < 2²⁴`); no min.
+    /// `isum = Σ_s sc_s·Σ (q − 32)·xq` over the 16 sub-blocks `s` of 16
+    /// (`|·| ≤ 128·32·127·256 < 2²⁸`); no min.
     #[inline]
-    fn group_sums(&self, g: usize, xq: &[i8]) -> (i32, i32) {
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32) {
+        let q = self.codes();
         let mut isum = 0i32;
-        for h in 0..2 {
-            let mut s = 0i32;
-            for l in 0..16 {
-                s += self.code(32 * g + 16 * h + l) as i32 * xq[16 * h + l] as i32;
-            }
-            isum += self.scales[2 * g + h] as i32 * s;
+        for (s, (qs, xs)) in q.chunks_exact(16).zip(xq[..QK_K].chunks_exact(16)).enumerate() {
+            let dot: i32 = qs.iter().zip(xs).map(|(&c, &x)| c as i32 * x as i32).sum();
+            isum += self.scales[s] as i32 * dot;
         }
         (isum, 0)
     }
@@ -349,16 +376,17 @@ pub(crate) const SCALAR: KQuantKernels = KQuantKernels {
 const SCALAR_PANEL: usize = QK_K;
 
 /// Integer-path matmul for any [`KBlock`] type: the specification. With
-/// `(xq, xd) = quantize_activations(x[t])` and groups `g` of 32 columns, left to right:
+/// `(xq, xd) = quantize_activations_per(ELEMS, x[t])` (one scale `xd_b` per block `b`),
+/// block by block, left to right:
 ///
 /// ```text
-/// out[t][i] = Σ_g ( f32(isum_g)·(a·xd_g) + f32(msum_g)·(b·xd_g) )
+/// out[t][i] = Σ_b ( f32(isum_b)·(a·xd_b) + f32(msum_b)·(m·xd_b) )
 /// ```
 ///
-/// where `(isum_g, msum_g)` are [`KBlock::group_sums`] of row `i` (exact integers) and
-/// `(a, b)` its block's [`KBlock::multipliers`]; the `msum` term is skipped for types
-/// without a min. Each token is handled on its own, so outputs do not depend on the
-/// token count or the row range.
+/// where `(isum_b, msum_b)` are [`KBlock::block_sums`] of row `i`'s block `b` (exact
+/// integers) and `(a, m)` its [`KBlock::multipliers`]; the `msum` term is skipped for
+/// types without a min. Each token is handled on its own, so outputs do not depend on
+/// the token count or the row range.
 pub fn matmul_int<W: KBlock>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
     job.check(W::ELEMS, out.len());
     let MatmulJob { w, cols, x, tokens, first, count } = *job;
@@ -372,19 +400,16 @@ pub fn matmul_int<W: KBlock>(job: &MatmulJob<'_, W>, out: &mut [f32]) {
         while b0 < nb {
             let pb = (nb - b0).min(per_panel);
             let n = pb * W::ELEMS;
-            quantize_activations(&x[t * cols + b0 * W::ELEMS..][..n], &mut xq[..n], &mut xd[..n / QK]);
+            quantize_activations_per(W::ELEMS, &x[t * cols + b0 * W::ELEMS..][..n], &mut xq[..n], &mut xd[..pb]);
             for i in 0..count {
                 let row = &w[(first + i) * nb + b0..][..pb];
                 let o = &mut out[t * count + i];
                 for (b, block) in row.iter().enumerate() {
                     let (a, m) = block.multipliers();
-                    for g in 0..W::ELEMS / QK {
-                        let k = b * (W::ELEMS / QK) + g;
-                        let (isum, msum) = block.group_sums(g, &xq[k * QK..(k + 1) * QK]);
-                        *o += isum as f32 * (a * xd[k]);
-                        if W::HAS_MIN {
-                            *o += msum as f32 * (m * xd[k]);
-                        }
+                    let (isum, msum) = block.block_sums(&xq[b * W::ELEMS..(b + 1) * W::ELEMS]);
+                    *o += isum as f32 * (a * xd[b]);
+                    if W::HAS_MIN {
+                        *o += msum as f32 * (m * xd[b]);
                     }
                 }
             }

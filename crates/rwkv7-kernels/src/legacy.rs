@@ -85,7 +85,7 @@ fn sums(code: impl Fn(usize) -> i32, xq: &[i8]) -> (i32, i32) {
 impl KBlock for BlockQ4_1 {
     const ELEMS: usize = QK;
     const HAS_MIN: bool = true;
-    fn group_sums(&self, _g: usize, xq: &[i8]) -> (i32, i32) {
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32) {
         sums(|j| nibble(&self.qs, j) as i32, xq)
     }
     fn multipliers(&self) -> (f32, f32) {
@@ -100,7 +100,7 @@ impl KBlock for BlockQ4_1 {
 impl KBlock for BlockQ5_0 {
     const ELEMS: usize = QK;
     const HAS_MIN: bool = false;
-    fn group_sums(&self, _g: usize, xq: &[i8]) -> (i32, i32) {
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32) {
         (sums(|j| code5(&self.qs, self.qh, j) as i32 - 16, xq).0, 0)
     }
     fn multipliers(&self) -> (f32, f32) {
@@ -115,7 +115,7 @@ impl KBlock for BlockQ5_0 {
 impl KBlock for BlockQ5_1 {
     const ELEMS: usize = QK;
     const HAS_MIN: bool = true;
-    fn group_sums(&self, _g: usize, xq: &[i8]) -> (i32, i32) {
+    fn block_sums(&self, xq: &[i8]) -> (i32, i32) {
         sums(|j| code5(&self.qs, self.qh, j) as i32, xq)
     }
     fn multipliers(&self) -> (f32, f32) {

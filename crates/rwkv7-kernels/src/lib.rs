@@ -108,8 +108,8 @@ pub type Wkv7Fn = fn(&mut [f32], &[f32], &[f32], &[f32], &[f32], &[f32], &[f32],
 pub type LayerNormFn = fn(&[f32], &[f32], &[f32], f32, &mut [f32]);
 /// [`math::group_norm`]'s signature.
 pub type GroupNormFn = fn(&mut [f32], &[f32], &[f32], usize, f32);
-/// [`quant::quantize_activations`]'s signature.
-pub type QuantizeActsFn = fn(&[f32], &mut [i8], &mut [f32]);
+/// [`quant::quantize_activations_per`]'s signature.
+pub type QuantizeActsFn = fn(usize, &[f32], &mut [i8], &mut [f32]);
 /// An elementwise map in place ([`math::exp_slice`], [`math::sigmoid_slice`],
 /// [`math::tanh_slice`], [`math::relu_squared`]).
 pub type MapFn = fn(&mut [f32]);
@@ -228,9 +228,16 @@ impl KernelSet {
 
     /// This set's activation quantizer (bit-identical to [`quant::quantize_activations`]).
     pub fn quantize_activations(&self, x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+        self.quantize_activations_per(QK, x, qs, d)
+    }
+
+    /// This set's activation quantizer with one scale per `block` values, a multiple of 32
+    /// (bit-identical to [`quant::quantize_activations_per`]).
+    pub fn quantize_activations_per(&self, block: usize, x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+        assert!(block > 0 && block.is_multiple_of(QK), "quantize_activations: block must be a multiple of 32");
         assert_eq!(x.len(), qs.len(), "quantize_activations: qs must have x's length");
-        assert_eq!(x.len(), d.len() * QK, "quantize_activations: one scale per 32 values");
-        (self.quantize_acts)(x, qs, d)
+        assert_eq!(x.len(), d.len() * block, "quantize_activations: one scale per block");
+        (self.quantize_acts)(block, x, qs, d)
     }
 
     /// One WKV-7 step for one head; see [`math::wkv7_head`] (the specification).

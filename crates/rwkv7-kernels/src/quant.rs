@@ -201,17 +201,26 @@ pub fn dequantize_row_q4_0(blocks: &[BlockQ4_0], out: &mut [f32]) {
 /// This scalar function is the specification; every kernel set's SIMD quantizer must
 /// produce identical bits (tested).
 pub fn quantize_activations(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+    quantize_activations_per(QK, x, qs, d)
+}
+
+/// [`quantize_activations`] with one scale per `block` values (a multiple of 32): the
+/// K-quant kernels quantize per 256-element super-block, so that one scale covers all of
+/// a weight super-block and its sub-block scales can multiply in integers (the layout
+/// ggml's `Q8_K` has for the same reason).
+pub fn quantize_activations_per(block: usize, x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+    assert!(block > 0 && block.is_multiple_of(QK), "quantize_activations: block must be a multiple of 32");
     assert_eq!(x.len(), qs.len(), "quantize_activations: qs must have x's length");
-    assert_eq!(x.len(), d.len() * QK, "quantize_activations: one scale per 32 values");
-    for ((xb, qb), db) in x.chunks_exact(QK).zip(qs.chunks_exact_mut(QK)).zip(d.iter_mut()) {
+    assert_eq!(x.len(), d.len() * block, "quantize_activations: one scale per block");
+    for ((xb, qb), db) in x.chunks_exact(block).zip(qs.chunks_exact_mut(block)).zip(d.iter_mut()) {
         let mut amax = 0.0f32;
         for &v in xb {
             amax = amax.max(libm::fabsf(v));
         }
         let scale = amax / 127.0;
         let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-        for j in 0..QK {
-            qb[j] = crate::math::round_half_away(xb[j] * id) as i8;
+        for (q, &v) in qb.iter_mut().zip(xb) {
+            *q = crate::math::round_half_away(v * id) as i8;
         }
         *db = scale;
     }

@@ -21,7 +21,7 @@ pub(crate) const KERNELS: KernelSet = KernelSet {
     q8_0: QuantMatmul { integer: matmul_q8_0_int, dequantize: matmul_q8_0_deq, path: QuantPath::Integer },
     q4_0: QuantMatmul { integer: matmul_q4_0_int, dequantize: matmul_q4_0_deq, path: QuantPath::Integer },
     kq: crate::kquant::SCALAR,
-    quantize_acts: quant::quantize_activations,
+    quantize_acts: quant::quantize_activations_per,
     wkv7_head: math::wkv7_head,
     layer_norm: math::layer_norm,
     group_norm: math::group_norm,

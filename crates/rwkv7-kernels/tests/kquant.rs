@@ -199,6 +199,16 @@ enum Ty {
     Q5_1,
 }
 
+impl Ty {
+    /// Elements per block, and so per activation scale on the integer path.
+    fn elems(self) -> usize {
+        match self {
+            Ty::Q4K | Ty::Q5K | Ty::Q6K => QK_K,
+            Ty::Q4_1 | Ty::Q5_0 | Ty::Q5_1 => QK,
+        }
+    }
+}
+
 struct Blocks {
     q4k: Vec<BlockQ4K>,
     q5k: Vec<BlockQ5K>,
@@ -320,8 +330,8 @@ fn matmul_matches_scalar() {
     for (rows, cols, tokens) in shapes {
         let b = Blocks::random(&mut rng, rows * cols, None);
         let x = rng.activations(tokens * cols);
-        let xq = quantized_activations(&x, cols);
         for ty in TYPES {
+            let xq = quantized_activations_per(ty.elems(), &x, cols);
             let m = b.matrix(ty, rows, cols);
             let bound: Vec<f64> =
                 abs_dot(&b.abs_terms(ty), &xq, rows, cols, tokens).into_iter().map(|s| dot_bound(cols, s)).collect();
@@ -361,7 +371,8 @@ fn check_independence(what: &str, k: &KernelSet, m: &Matrix<'_>, x: &[f32], toke
     }
 }
 
-/// Exact-arithmetic data: integer activations with a ±127 in every 32 (so `d_x = 1`),
+/// Exact-arithmetic data: integer activations with a ±127 in every 32 (so `d_x = 1`
+/// for every activation block, 32 or 256 values),
 /// super-block scales 1 or 2, totals below 2²⁴: every product and partial sum is an
 /// integer f32 holds exactly in any order, so every set must return the exact i64 sum
 /// bit for bit. Any wrong integer sum (nibble or high-bit placement, scale unpacking,

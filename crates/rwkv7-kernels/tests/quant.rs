@@ -115,34 +115,37 @@ fn quantization_error_within_ggml_budget() {
     assert!(e8 < e4 / 8.0, "8-bit must be much closer than 4-bit");
 }
 
-/// Every set's activation quantizer produces the specification's bits: random data over
-/// six decades, exact ties (`amax = 127` makes `1/d = 1`, so `k + 0.5` is a tie), zero
-/// blocks, and −0.0.
+/// Every set's activation quantizer produces the specification's bits, with one scale
+/// per 32 values (Q8_0/Q4_0) and per 256 (K-quants): random data over six decades, exact
+/// ties (`amax = 127` makes `1/d = 1`, so `k + 0.5` is a tie), zero blocks, and −0.0.
 #[test]
 fn quantize_activations_bit_exact() {
     let sets = kernel_sets("quantize_activations");
     let mut rng = Rng::new(5);
-    for nb in [0usize, 1, 2, 3, 24, 80, 320] {
-        let mut inputs = vec![rng.activations(nb * QK)];
-        let mut ties: Vec<f32> = (0..nb * QK).map(|i| (i % 255) as f32 - 127.0 + 0.5).collect();
-        for b in 0..nb {
-            ties[b * QK] = 127.0;
-        }
-        inputs.push(ties);
-        let mut zeros = vec![0.0f32; nb * QK];
-        if nb > 0 {
-            zeros[0] = -0.0;
-        }
-        inputs.push(zeros);
-        for x in &inputs {
-            let (mut q0, mut d0) = (vec![0i8; x.len()], vec![0f32; nb]);
-            quant::quantize_activations(x, &mut q0, &mut d0);
-            assert!(q0.iter().all(|&q| q != i8::MIN), "activation quants stay in [-127, 127]");
-            for k in &sets {
-                let (mut q, mut d) = (vec![0x11i8; x.len()], vec![f32::NAN; nb]);
-                k.quantize_activations(x, &mut q, &mut d);
-                assert_eq!(q, q0, "{}: quants, {nb} blocks", k.name());
-                assert_bits(&format!("{}: scales, {nb} blocks", k.name()), &d, &d0);
+    for block in [QK, 256] {
+        for nb in [0usize, 1, 2, 3, 24, 80, 320] {
+            let n = nb * block;
+            let mut inputs = vec![rng.activations(n)];
+            let mut ties: Vec<f32> = (0..n).map(|i| (i % 255) as f32 - 127.0 + 0.5).collect();
+            for b in 0..nb {
+                ties[b * block] = 127.0;
+            }
+            inputs.push(ties);
+            let mut zeros = vec![0.0f32; n];
+            if nb > 0 {
+                zeros[0] = -0.0;
+            }
+            inputs.push(zeros);
+            for x in &inputs {
+                let (mut q0, mut d0) = (vec![0i8; x.len()], vec![0f32; nb]);
+                quant::quantize_activations_per(block, x, &mut q0, &mut d0);
+                assert!(q0.iter().all(|&q| q != i8::MIN), "activation quants stay in [-127, 127]");
+                for k in &sets {
+                    let (mut q, mut d) = (vec![0x11i8; x.len()], vec![f32::NAN; nb]);
+                    k.quantize_activations_per(block, x, &mut q, &mut d);
+                    assert_eq!(q, q0, "{}: quants, {nb} blocks of {block}", k.name());
+                    assert_bits(&format!("{}: scales, {nb} blocks of {block}", k.name()), &d, &d0);
+                }
             }
         }
     }

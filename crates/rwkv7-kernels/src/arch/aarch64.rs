@@ -75,10 +75,10 @@ mod neon {
     entry!(matmul_q4_0_int, BlockQ4_0, quant_matmul_int);
     entry!(matmul_q4_0_deq, BlockQ4_0, quant_matmul_deq);
 
-    pub(super) fn quantize_acts(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
-        assert!(x.len() == qs.len() && x.len() == d.len() * QK, "quantize_acts: shapes");
+    pub(super) fn quantize_acts(block: usize, x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+        assert!(block.is_multiple_of(QK) && x.len() == qs.len() && x.len() == d.len() * block, "quantize_acts: shapes");
         // SAFETY: shapes asserted above; NEON is baseline.
-        unsafe { <Neon as QuantizeActs>::quantize(x.as_ptr(), qs.as_mut_ptr(), d.as_mut_ptr(), d.len()) }
+        unsafe { <Neon as QuantizeActs>::quantize(x.as_ptr(), qs.as_mut_ptr(), d.as_mut_ptr(), block, d.len()) }
     }
 
     /// A safe entry point `$name` running the generic `vector::$op` with [`F32x4`] lanes.
@@ -136,9 +136,9 @@ mod dot {
 /// # Safety
 /// As [`QuantizeActs::quantize`] (baseline NEON).
 #[inline(always)]
-pub(super) unsafe fn quantize_blocks(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+pub(super) unsafe fn quantize_blocks(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
     // SAFETY: forwarded contract.
-    unsafe { <Neon as QuantizeActs>::quantize(x, qs, d, nb) }
+    unsafe { <Neon as QuantizeActs>::quantize(x, qs, d, block, nb) }
 }
 
 /// Marker for plain NEON micro-kernels.
@@ -434,32 +434,34 @@ impl<D: IntDot, W: QBlock> QuantTile<W> for D {
 }
 
 impl<D: IntDot> QuantizeActs for D {
-    /// `fcvtas` rounds to nearest with ties away from zero, exactly `roundf`.
+    /// `fcvtas` rounds to nearest with ties away from zero, exactly `roundf`. Two passes
+    /// per block: the `|x|` maximum, then the quants 32 at a time.
     #[inline(always)]
-    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
-        // SAFETY: `32·nb` floats/quants and `nb` scales (caller); baseline NEON.
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
+        // SAFETY: `block·nb` floats/quants and `nb` scales (caller); baseline NEON.
         unsafe {
             for b in 0..nb {
-                let p = x.add(b * QK);
-                let mut v = [vdupq_n_f32(0.0); 8];
+                let p = x.add(b * block);
                 let mut m = vdupq_n_f32(0.0);
-                for k in 0..8 {
-                    v[k] = vld1q_f32(p.add(4 * k));
-                    m = vmaxq_f32(m, vabsq_f32(v[k]));
+                for k in 0..block / 4 {
+                    m = vmaxq_f32(m, vabsq_f32(vld1q_f32(p.add(4 * k))));
                 }
                 let amax = vmaxvq_f32(m);
                 let scale = amax / 127.0;
                 let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
                 *d.add(b) = scale;
-                let mut q16 = [vdupq_n_s16(0); 4];
-                for h in 0..4 {
-                    let lo = vcvtaq_s32_f32(vmulq_n_f32(v[2 * h], id));
-                    let hi = vcvtaq_s32_f32(vmulq_n_f32(v[2 * h + 1], id));
-                    q16[h] = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
+                for c in 0..block / QK {
+                    let pc = p.add(QK * c);
+                    let mut q16 = [vdupq_n_s16(0); 4];
+                    for h in 0..4 {
+                        let lo = vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(pc.add(8 * h)), id));
+                        let hi = vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(pc.add(8 * h + 4)), id));
+                        q16[h] = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
+                    }
+                    let out = qs.add(b * block + QK * c);
+                    vst1q_s8(out, vcombine_s8(vqmovn_s16(q16[0]), vqmovn_s16(q16[1])));
+                    vst1q_s8(out.add(16), vcombine_s8(vqmovn_s16(q16[2]), vqmovn_s16(q16[3])));
                 }
-                let out = qs.add(b * QK);
-                vst1q_s8(out, vcombine_s8(vqmovn_s16(q16[0]), vqmovn_s16(q16[1])));
-                vst1q_s8(out.add(16), vcombine_s8(vqmovn_s16(q16[2]), vqmovn_s16(q16[3])));
             }
         }
     }

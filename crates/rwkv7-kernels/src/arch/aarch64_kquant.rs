@@ -5,11 +5,12 @@
 //! dotprod (see `arch/aarch64.rs`), which every dotprod entry point's `// SAFETY:`
 //! relies on.
 //!
-//! Per group of 32 columns and output: two 16-element dots ([`Dot16`]: `smull`+`smlal2`
-//! pairs then `saddlp`, or one SDOT) give 4 exact i32 lanes each, multiplied by the
-//! sub-block scale(s) in i32, converted and added with one FMA by `d·xd`. The Q4_K/Q5_K
-//! min term `m·Σxq` uses the activations' lane sums (once per token and group), one FMA
-//! by `−dmin·xd`.
+//! The activations carry one scale per super-block (`kquant` module docs). Per group of
+//! 32 columns and output: two 16-element dots ([`Dot16`]: `smull`+`smlal2` pairs then
+//! `saddlp`, or one SDOT) give 4 exact i32 lanes each, multiplied by the sub-block
+//! scale(s) and added in i32 over the super-block; one conversion and one FMA by `d·xd`
+//! per super-block. The Q4_K/Q5_K min term `Σ m_g·Σxq_g` adds up likewise from the
+//! activations' lane sums (once per token and group), one FMA by `−dmin·xd`.
 
 use core::arch::aarch64::*;
 
@@ -75,17 +76,17 @@ mod dot {
 
 impl QuantizeActs for NeonK {
     #[inline(always)]
-    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
         // SAFETY: same contract; the NEON quantizer is bit-identical to the spec.
-        unsafe { super::aarch64::quantize_blocks(x, qs, d, nb) }
+        unsafe { super::aarch64::quantize_blocks(x, qs, d, block, nb) }
     }
 }
 
 impl QuantizeActs for NeonDotK {
     #[inline(always)]
-    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
         // SAFETY: as above.
-        unsafe { super::aarch64::quantize_blocks(x, qs, d, nb) }
+        unsafe { super::aarch64::quantize_blocks(x, qs, d, block, nb) }
     }
 }
 
@@ -207,7 +208,7 @@ impl<D: Dot16, W: ScaleMin> KTile<W> for D {
         xd: [*const f32; T],
         nb: usize,
     ) -> [[f32; T]; R] {
-        // SAFETY: `nb` blocks behind every weight pointer, `256·nb` quants and `8·nb` scales
+        // SAFETY: `nb` blocks behind every weight pointer, `256·nb` quants and `nb` scales
         // behind every activation pointer, and the ISA (caller).
         unsafe {
             let mut acc = [[vdupq_n_f32(0.0); T]; R];
@@ -216,26 +217,32 @@ impl<D: Dot16, W: ScaleMin> KTile<W> for D {
                 for r in 0..R {
                     head[r] = W::header(w[r].add(b));
                 }
+                let mut isum = [[vdupq_n_s32(0); T]; R];
+                let mut msum = [[vdupq_n_s32(0); T]; R];
                 for g in 0..QK_K / 32 {
                     let mut xv = [[vdupq_n_s8(0); 2]; T];
                     let mut xsum = [vdupq_n_s32(0); T];
-                    let mut dx = [0f32; T];
                     for t in 0..T {
                         xv[t] = load32(xq[t].add(b * QK_K + 32 * g));
                         let pairs = vaddq_s16(vpaddlq_s8(xv[t][0]), vpaddlq_s8(xv[t][1]));
                         xsum[t] = vpaddlq_s16(pairs);
-                        dx[t] = *xd[t].add(b * 8 + g);
                     }
                     for r in 0..R {
-                        let (d, dmin, sc, m) = head[r];
+                        let (_, _, sc, m) = head[r];
                         let c = W::codes(w[r].add(b), g);
                         for t in 0..T {
                             let dot = vaddq_s32(D::dot16(c[0], xv[t][0]), D::dot16(c[1], xv[t][1]));
-                            let isum = vmulq_n_s32(dot, sc[g] as i32);
-                            let msum = vmulq_n_s32(xsum[t], m[g] as i32);
-                            acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(isum), vdupq_n_f32(d * dx[t]));
-                            acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(msum), vdupq_n_f32(-dmin * dx[t]));
+                            isum[r][t] = vmlaq_n_s32(isum[r][t], dot, sc[g] as i32);
+                            msum[r][t] = vmlaq_n_s32(msum[r][t], xsum[t], m[g] as i32);
                         }
+                    }
+                }
+                for r in 0..R {
+                    let (d, dmin, _, _) = head[r];
+                    for t in 0..T {
+                        let dx = *xd[t].add(b);
+                        acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(isum[r][t]), vdupq_n_f32(d * dx));
+                        acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(msum[r][t]), vdupq_n_f32(-dmin * dx));
                     }
                 }
             }
@@ -291,23 +298,27 @@ trait Q6Tile: Dot16 {
         unsafe {
             let mut acc = [[vdupq_n_f32(0.0); T]; R];
             for b in 0..nb {
+                let mut isum = [[vdupq_n_s32(0); T]; R];
                 for g in 0..QK_K / 32 {
                     let mut xv = [[vdupq_n_s8(0); 2]; T];
-                    let mut dx = [0f32; T];
                     for t in 0..T {
                         xv[t] = load32(xq[t].add(b * QK_K + 32 * g));
-                        dx[t] = *xd[t].add(b * 8 + g);
                     }
                     for r in 0..R {
                         let blk = w[r].add(b);
-                        let d = f16_bits_to_f32(u16::from_le_bytes((*blk).d));
                         let sc = (*blk).scales;
                         let c = q6_codes(blk, g);
                         for t in 0..T {
-                            let lo = vmulq_n_s32(Self::dot16(c[0], xv[t][0]), sc[2 * g] as i32);
-                            let isum = vmlaq_n_s32(lo, Self::dot16(c[1], xv[t][1]), sc[2 * g + 1] as i32);
-                            acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(isum), vdupq_n_f32(d * dx[t]));
+                            let lo = vmlaq_n_s32(isum[r][t], Self::dot16(c[0], xv[t][0]), sc[2 * g] as i32);
+                            isum[r][t] = vmlaq_n_s32(lo, Self::dot16(c[1], xv[t][1]), sc[2 * g + 1] as i32);
                         }
+                    }
+                }
+                for r in 0..R {
+                    let d = f16_bits_to_f32(u16::from_le_bytes((*w[r].add(b)).d));
+                    for t in 0..T {
+                        let dx = *xd[t].add(b);
+                        acc[r][t] = vfmaq_f32(acc[r][t], vcvtq_f32_s32(isum[r][t]), vdupq_n_f32(d * dx));
                     }
                 }
             }

@@ -2,7 +2,8 @@
 //!
 //! Same activation panels and determinism contract as `quant_matmul_int` in
 //! `arch/mod.rs`: per group of up to [`SUPER_T`] tokens and per [`PANEL`] of columns the
-//! activations are quantized once; then every weight row of the call is multiplied
+//! activations are quantized once, with one scale per super-block ([`KBlock::ELEMS`]
+//! values); then every weight row of the call is multiplied
 //! against all the group's tokens, one row at a time ([`KTile::int_rows`]). A weight
 //! unit holds [`KBlock::ELEMS`] = 256 columns instead of 32, so a panel is
 //! `PANEL / 256` = 16 super-blocks. One row at a time keeps a single linear stream
@@ -17,13 +18,14 @@ use crate::kquant::KBlock;
 
 /// A K-quant micro-kernel: `R` rows × `T` tokens over `nb` super-blocks.
 pub(crate) trait KTile<W> {
-    /// `out[r][t] = Σ_g f32(isum_g)·(a·xd_t[g]) + f32(msum_g)·(b·xd_t[g])` over the `8·nb`
-    /// groups of 32 columns, with `isum`/`msum` exactly [`KBlock::group_sums`] (the float
-    /// sum may be reordered).
+    /// `out[r][t] = Σ_b f32(isum_b)·(a·xd_t[b]) + f32(msum_b)·(m·xd_t[b])` over the `nb`
+    /// super-blocks, with `isum`/`msum` exactly [`KBlock::block_sums`] (the float sum may
+    /// be reordered, and split into exact integer partial sums).
     ///
     /// # Safety
     /// Each `w[r]` must be valid for `nb` blocks, `xq[t]` for `256·nb` quants, `xd[t]` for
-    /// `8·nb` scales; the CPU must support the ISA; quants must lie in `[-127, 127]`.
+    /// `nb` scales (one per super-block); the CPU must support the ISA; quants must lie
+    /// in `[-127, 127]`.
     unsafe fn int_tile<const R: usize, const T: usize>(
         w: [*const W; R],
         xq: [*const i8; T],
@@ -77,7 +79,7 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
     let per_panel = PANEL / W::ELEMS;
     if let Some(panels) = decode_panels(job.tokens, nb, per_panel) {
         // SAFETY: the ISA is the caller's promise; `panels ≤ SUPER_T`.
-        unsafe { acts.quantize_panels::<K>(&job.x[..job.cols]) };
+        unsafe { acts.quantize_panels::<K>(W::ELEMS, &job.x[..job.cols]) };
         for rows in decode_row_blocks(job.count, nb * core::mem::size_of::<W>()) {
             for p in 0..panels {
                 // SAFETY: shapes checked above, panel `p` is in slot `p`, and the ISA is
@@ -96,7 +98,7 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
             for t in 0..sn {
                 let src = &job.x[(s0 + t) * job.cols + b0 * W::ELEMS..][..pb * W::ELEMS];
                 // SAFETY: the ISA is the caller's promise.
-                unsafe { acts.quantize::<K>(t, src) };
+                unsafe { acts.quantize::<K>(t, W::ELEMS, src) };
             }
             let p = Panel { acts: &acts, slot: 0, t0: s0, b0, pb, nb };
             // SAFETY: shapes checked above, the panel's `sn` tokens were just written, and

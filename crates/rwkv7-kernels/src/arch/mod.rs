@@ -111,18 +111,19 @@ impl ActPanel {
         Self { xq: MaybeUninit::uninit(), xd: MaybeUninit::uninit() }
     }
 
-    /// Quantizes `src` (`32·blocks ≤ PANEL` floats) as token `t < SUPER_T`.
+    /// Quantizes `src` (`block·n ≤ PANEL` floats, one scale per `block`, a multiple of 32)
+    /// as token `t < SUPER_T`.
     ///
     /// # Safety
     /// The CPU must support `K`'s ISA.
     #[inline(always)]
-    unsafe fn quantize<K: QuantizeActs>(&mut self, t: usize, src: &[f32]) {
-        let blocks = src.len() / QK;
-        assert!(t < SUPER_T && blocks * QK <= PANEL);
+    unsafe fn quantize<K: QuantizeActs>(&mut self, t: usize, block: usize, src: &[f32]) {
+        let blocks = src.len() / block;
+        assert!(t < SUPER_T && block.is_multiple_of(QK) && blocks * block <= PANEL);
         let (xq, xd) = (self.xq.as_mut_ptr().cast::<i8>(), self.xd.as_mut_ptr().cast::<f32>());
-        // SAFETY: `src` holds `32·blocks` floats; token `t` owns `XQ_STRIDE ≥ PANEL` quants
-        // and `XD_STRIDE ≥ PANEL/32` scales of the buffers.
-        unsafe { K::quantize(src.as_ptr(), xq.add(t * XQ_STRIDE), xd.add(t * XD_STRIDE), blocks) };
+        // SAFETY: `src` holds `block·blocks` floats; token `t` owns `XQ_STRIDE ≥ PANEL`
+        // quants and `XD_STRIDE ≥ PANEL/32 ≥ blocks` scales of the buffers.
+        unsafe { K::quantize(src.as_ptr(), xq.add(t * XQ_STRIDE), xd.add(t * XD_STRIDE), block, blocks) };
     }
 
     /// Quantizes one token's row `x` (at most [`SUPER_T`] panels) panel `p` into slot
@@ -131,10 +132,10 @@ impl ActPanel {
     /// # Safety
     /// The CPU must support `K`'s ISA.
     #[inline(always)]
-    unsafe fn quantize_panels<K: QuantizeActs>(&mut self, x: &[f32]) {
+    unsafe fn quantize_panels<K: QuantizeActs>(&mut self, block: usize, x: &[f32]) {
         for (p, src) in x.chunks(PANEL).enumerate() {
             // SAFETY: forwarded; `quantize` checks `p < SUPER_T`.
-            unsafe { self.quantize::<K>(p, src) };
+            unsafe { self.quantize::<K>(p, block, src) };
         }
     }
 
@@ -288,12 +289,13 @@ pub(crate) unsafe fn int_rows_by_tile<W, K: QuantTile<W>, const T: usize>(
 
 /// The activation quantizer of an ISA.
 pub(crate) trait QuantizeActs {
-    /// [`crate::quant::quantize_activations`] over `nb` blocks, bit for bit.
+    /// [`crate::quant::quantize_activations_per`] over `nb` blocks of `block` values (a
+    /// multiple of 32), bit for bit.
     ///
     /// # Safety
-    /// `x` and `qs` must be valid for `32·nb` elements, `d` for `nb`; the CPU must
+    /// `x` and `qs` must be valid for `block·nb` elements, `d` for `nb`; the CPU must
     /// support the ISA.
-    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize);
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize);
 }
 
 /// Calls `$body` with `R` and `T` const-bound for a group of `$tn` tokens. Row tiles
@@ -392,7 +394,7 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
     let mut acts = ActPanel::new();
     if let Some(panels) = decode_panels(job.tokens, nb, PANEL / QK) {
         // SAFETY: the ISA is the caller's promise; `panels ≤ SUPER_T`.
-        unsafe { acts.quantize_panels::<K>(&job.x[..job.cols]) };
+        unsafe { acts.quantize_panels::<K>(QK, &job.x[..job.cols]) };
         for rows in decode_row_blocks(job.count, nb * core::mem::size_of::<W>()) {
             for p in 0..panels {
                 let panel = Panel::decode(&acts, p, PANEL / QK, nb);
@@ -412,7 +414,7 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
             for t in 0..sn {
                 let src = &job.x[(s0 + t) * job.cols + b0 * QK..][..pb * QK];
                 // SAFETY: the ISA is the caller's promise.
-                unsafe { acts.quantize::<K>(t, src) };
+                unsafe { acts.quantize::<K>(t, QK, src) };
             }
             let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
             for rows in row_blocks(job.count, rb) {

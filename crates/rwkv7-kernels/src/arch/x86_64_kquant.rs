@@ -6,23 +6,28 @@
 //!
 //! # One super-block of one row against one token ([`KRow::block_fma`])
 //!
-//! The codes are unpacked to unsigned bytes (Q4_K `0..16`, Q5_K `0..32`, Q6_K `0..64`)
-//! and multiplied with the activation quants by `maddubs`: 16 i16 sums of two products
-//! per group of 32, at most `2·63·127 < 2¹⁵` (no saturation). Instead of converting
-//! every group to float on its own (a `cvt` and an FMA by a broadcast `d·xd` per group),
-//! the 8 groups' sums are reduced *across lanes* with pairwise adds ([`group_tree`]) to
-//! one vector whose lane `g` is the exact integer `Σ code·xq` of group `g` (Q6_K: of each
-//! 16-element sub-block, two vectors). The sub-scales then multiply lane by lane in f32
-//! (exact: every `isum` is below 2²⁴, KBlock docs), and one FMA by the lane vector
-//! `d·xd_g` adds the super-block to the output's accumulator. The terms that do not
-//! depend on the codes — Q4_K/Q5_K's `−dmin·m_g·Σxq_g` and Q6_K's `−32·Σxq` — come from
-//! per-token sums prepared once per call ([`KRow::prep_x`]).
+//! The activations carry one scale per super-block (`kquant` module docs), so the whole
+//! super-block is one integer sum. The codes are unpacked to unsigned bytes (Q4_K
+//! `0..16`, Q5_K `0..32`, Q6_K `0..64`) and multiplied with the activation quants by
+//! `maddubs`: 16 i16 sums of two products per group of 32, at most `2·63·127 < 2¹⁵` (no
+//! saturation). `madd` by the group's sub-scales (i16 in every lane; Q6_K: one scale per
+//! 128-bit half, the half being one 16-element sub-block) turns them into i32 and applies
+//! the scale in one step, and the 8 groups add up lane by lane: 8 exact i32 partial sums
+//! of `isum`. One conversion and one FMA by `d·xd` add the super-block to the output's
+//! accumulator. The terms that do not depend on the codes — Q4_K/Q5_K's
+//! `−dmin·Σ_g m_g·Σxq_g` and Q6_K's `−32·Σ_s sc_s·Σxq_s` — come from per-token sums
+//! prepared once per call ([`KRow::prep_x`]).
+//!
+//! llvm-mca (`-mcpu=znver3`) puts `maddubs`/`madd` on two multiply ports and byte
+//! shuffles and shifts on two others; per super-block and token this is 16 multiplies,
+//! where the previous per-32 activation scales needed a cross-lane `hadd` tree (2 cycles
+//! each on one port) to reach per-group float scales.
 //!
 //! # Rows and tokens ([`int_rows`])
 //!
-//! A row's super-block is unpacked once ([`KRow::prep_w`]: codes, scales, mins) and
-//! used by every token; the tokens' per-super-block terms are prepared once for all the
-//! rows of the call and kept on the stack, super-block-major. Rows run one at a time
+//! A row's super-block is unpacked once ([`KRow::prep_w`]: codes, scale vectors, mins)
+//! and used by every token; the tokens' per-super-block terms are prepared once for all
+//! the rows of the call and kept on the stack, super-block-major. Rows run one at a time
 //! (one linear stream through the weights, prefetched [`PREFETCH_BYTES`] ahead). Every
 //! output gets the same operations whatever the number of rows and tokens of the call.
 
@@ -30,7 +35,7 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::kquant::{KTile, kquant_matmul_int};
-use super::x86_64::hsum;
+use super::x86_64::RowSums;
 use super::{PANEL, PREFETCH_BYTES, QuantizeActs};
 use crate::MatmulJob;
 use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K};
@@ -64,9 +69,9 @@ entry!(matmul_q6_k, matmul_q6_k_avx2, BlockQ6K);
 
 impl QuantizeActs for Avx2K {
     #[inline(always)]
-    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, nb: usize) {
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
         // SAFETY: same contract; the Q8_0/Q4_0 AVX2 quantizer is bit-identical to the spec.
-        unsafe { super::x86_64::quantize_blocks(x, qs, d, nb) }
+        unsafe { super::x86_64::quantize_blocks(x, qs, d, block, nb) }
     }
 }
 
@@ -80,11 +85,11 @@ trait KRow: Sized {
     /// One row's super-block unpacked, used by every token.
     type W: Copy;
 
-    /// The terms of the super-block whose 256 quants are at `xq` and 8 scales at `xd`.
+    /// The terms of the super-block whose 256 quants are at `xq`, with scale `xd`.
     ///
     /// # Safety
-    /// `xq` valid for 256 quants, `xd` for 8 scales; AVX2 and FMA enabled.
-    unsafe fn prep_x(xq: *const i8, xd: *const f32) -> Self::X;
+    /// `xq` valid for 256 quants; AVX2 and FMA enabled.
+    unsafe fn prep_x(xq: *const i8, xd: f32) -> Self::X;
 
     /// The super-block at `p` unpacked (and the weights [`PREFETCH_BYTES`] further
     /// along the row requested).
@@ -182,22 +187,71 @@ unsafe fn activation_pairs(xq: *const i8) -> [__m256i; 8] {
     unsafe { products(&[_mm256_set1_epi8(1); 8], xq) }
 }
 
-/// A token's Q4_K/Q5_K super-block terms: `xd` (lane `g`: group `g`'s scale) and
-/// `xsd = xd_g·f32(Σ xq_g)` (the group sums are exact integers).
+/// A token's Q4_K/Q5_K super-block terms: `xd` in every lane and `xsd = xd·f32(Σ xq_g)`
+/// (lane `g`; the group sums are exact integers).
 #[derive(Clone, Copy)]
 struct SmX {
     xd: __m256,
     xsd: __m256,
 }
 
-/// A row's Q4_K/Q5_K super-block: the 8 groups' unsigned codes, the sub-scales as f32
-/// (lane `g`), `d` in every lane, and `dmin·m_g` (lane `g`).
+/// A row's Q4_K/Q5_K super-block: the 8 groups' unsigned codes, group `g`'s sub-scale in
+/// every i16 lane of `scales[g]`, `d` in every lane, and `dmin·m_g` (lane `g`).
 #[derive(Clone, Copy)]
 struct SmW {
     codes: [__m256i; 8],
-    sc: __m256,
+    scales: [__m256i; 8],
     d: __m256,
     dmin_m: __m256,
+}
+
+/// The 8 scale vectors `madd` needs: vector `g` holds i16 lane `g` of each 128-bit half
+/// of `v` in every lane of that half. Each lane is first doubled into a 32-bit pair
+/// (`unpack`), then `pshufd` copies pair `g mod 4` across the half: ten in-lane shuffles.
+/// (A `pshufb` per vector would be eight, but LLVM rewrites a splat `pshufb` into a
+/// shift or `pshufd` plus a cross-lane `vpbroadcastw`: sixteen.)
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn spread_lanes(v: __m256i) -> [__m256i; 8] {
+    // SAFETY: register-only; AVX2 is the caller's promise.
+    unsafe {
+        let lo = _mm256_unpacklo_epi16(v, v);
+        let hi = _mm256_unpackhi_epi16(v, v);
+        [
+            _mm256_shuffle_epi32::<0x00>(lo),
+            _mm256_shuffle_epi32::<0x55>(lo),
+            _mm256_shuffle_epi32::<0xAA>(lo),
+            _mm256_shuffle_epi32::<0xFF>(lo),
+            _mm256_shuffle_epi32::<0x00>(hi),
+            _mm256_shuffle_epi32::<0x55>(hi),
+            _mm256_shuffle_epi32::<0xAA>(hi),
+            _mm256_shuffle_epi32::<0xFF>(hi),
+        ]
+    }
+}
+
+/// `Σ_g madd(maddubs(codes_g, xq_g), scales_g)`: 8 exact i32 partial sums of
+/// `Σ_g s_g·Σ code·xq` (each `|·| ≤ 8·2·(2·63·127)·128 < 2²⁵`, Q6_K's bound).
+///
+/// # Safety
+/// `xq` valid for 256 quants; AVX2 enabled.
+#[inline(always)]
+unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *const i8) -> __m256i {
+    // SAFETY: group `g`'s 32 quants are inside the 256 (caller); the rest is register-only.
+    unsafe {
+        let s: [__m256i; 8] = core::array::from_fn(|g| {
+            let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
+            _mm256_madd_epi16(pairs, scales[g])
+        });
+        // A pairwise tree, not a chain: three adds deep instead of eight.
+        let s01 = _mm256_add_epi32(s[0], s[1]);
+        let s23 = _mm256_add_epi32(s[2], s[3]);
+        let s45 = _mm256_add_epi32(s[4], s[5]);
+        let s67 = _mm256_add_epi32(s[6], s[7]);
+        _mm256_add_epi32(_mm256_add_epi32(s01, s23), _mm256_add_epi32(s45, s67))
+    }
 }
 
 /// Q4_K and Q5_K: the header is shared, the codes differ.
@@ -210,7 +264,8 @@ trait ScaleMin: Sized {
 }
 
 /// The 4 header bytes `d`, `dmin` (f16) and the 12 packed scale bytes at `p` unpacked:
-/// `(d, dmin)` each in every lane, the 8 scales and the 8 mins as f32 (lane `g`).
+/// `(d, dmin)` each in every lane, the 8 scales as i16 (lanes 0..8, in both 128-bit
+/// halves) and the 8 mins as f32 (lane `g`).
 ///
 /// The 6-bit fields are unpacked with 32-bit word operations as
 /// [`kquant::unpack_scales_mins`] describes (`w0, w1, w2` the three words): dwords
@@ -221,7 +276,7 @@ trait ScaleMin: Sized {
 /// # Safety
 /// `p` valid for 20 bytes (Q4_K/Q5_K blocks are longer); AVX2 and F16C enabled.
 #[inline(always)]
-unsafe fn scale_min_header(p: *const u8) -> (__m256, __m256, __m256, __m256) {
+unsafe fn scale_min_header(p: *const u8) -> (__m256, __m256, __m256i, __m256) {
     // SAFETY: bytes `p..p + 20` are readable (caller); the rest is register-only.
     unsafe {
         let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned()));
@@ -233,7 +288,7 @@ unsafe fn scale_min_header(p: *const u8) -> (__m256, __m256, __m256, __m256) {
         let hi = _mm_srli_epi32::<2>(_mm_shuffle_epi32::<0b01_01_00_00>(v));
         let hi = _mm_and_si128(hi, _mm_setr_epi32(0, 0x3030_3030, 0, 0x3030_3030));
         let sm = _mm_or_si128(lo, hi);
-        let sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+        let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
         let m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128::<8>(sm)));
         (_mm256_broadcastss_ps(dd), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), sc, m)
     }
@@ -301,10 +356,10 @@ impl<B: ScaleMin> KRow for B {
     type W = SmW;
 
     #[inline(always)]
-    unsafe fn prep_x(xq: *const i8, xd: *const f32) -> SmX {
+    unsafe fn prep_x(xq: *const i8, xd: f32) -> SmX {
         // SAFETY: forwarded contract.
         unsafe {
-            let xd = _mm256_loadu_ps(xd);
+            let xd = _mm256_set1_ps(xd);
             let sums = group_tree(activation_pairs(xq));
             SmX { xd, xsd: _mm256_mul_ps(_mm256_cvtepi32_ps(sums), xd) }
         }
@@ -316,42 +371,43 @@ impl<B: ScaleMin> KRow for B {
         unsafe {
             prefetch_block(p);
             let (d, dmin, sc, m) = scale_min_header(p.cast());
-            SmW { codes: B::codes(p), sc, d, dmin_m: _mm256_mul_ps(dmin, m) }
+            SmW { codes: B::codes(p), scales: spread_lanes(sc), d, dmin_m: _mm256_mul_ps(dmin, m) }
         }
     }
 
-    /// Lane `g`: `isum = f32(Σ code·xq)·sc_g` (exact), `acc + isum·(d·xd_g)`, then
-    /// `− (dmin·m_g)·(xd_g·Σxq_g)` for the min term.
+    /// `acc + f32(isum)·(d·xd)` over the 8 lanes of partial sums, then
+    /// `− (dmin·m_g)·(xd·Σxq_g)` for the min term.
     #[inline(always)]
     unsafe fn block_fma(w: &SmW, xq: *const i8, x: &SmX, acc: __m256) -> __m256 {
         // SAFETY: forwarded contract.
         unsafe {
-            let isum = _mm256_mul_ps(_mm256_cvtepi32_ps(group_tree(products(&w.codes, xq))), w.sc);
-            let acc = _mm256_fmadd_ps(isum, _mm256_mul_ps(w.d, x.xd), acc);
-            _mm256_fnmadd_ps(w.dmin_m, x.xsd, acc)
+            let isum = _mm256_cvtepi32_ps(scaled_products(&w.codes, &w.scales, xq));
+            // The super-block's term first, then one add: the accumulator's dependency
+            // chain is one add per super-block, not two FMAs.
+            let term = _mm256_fmsub_ps(isum, _mm256_mul_ps(w.d, x.xd), _mm256_mul_ps(w.dmin_m, x.xsd));
+            _mm256_add_ps(acc, term)
         }
     }
 }
 
-/// A token's Q6_K super-block terms in [`half_group_tree`]'s layout (`a`: groups 0..4,
-/// `b`: groups 4..8; lanes 0..4 first halves, 4..8 second halves): `32·Σxq` per
-/// 16-element sub-block (the part of `Σ (q − 32)·xq` the unsigned codes leave out) and
-/// the group scales `xd`.
+/// A token's Q6_K super-block terms: `xd` in every lane and the 16 sub-block sums `Σxq_s`
+/// as i16 in the order `[0, 2, …, 14 | 1, 3, …, 15]` (even sub-blocks in the low 128-bit
+/// half; `|·| ≤ 16·127`), the order [`Q6W::sc16`] uses.
 #[derive(Clone, Copy)]
 struct Q6X {
-    off_a: __m256i,
-    off_b: __m256i,
-    xd_a: __m256,
-    xd_b: __m256,
+    xd: __m256,
+    sub_sums: __m256i,
 }
 
-/// A row's Q6_K super-block: the 8 groups' unsigned codes `q`, the 16 sub-block scales
-/// as f32 in [`half_group_tree`]'s layout, and `d` in every lane.
+/// A row's Q6_K super-block: the 8 groups' unsigned codes `q`, the 16 sub-scales as i16
+/// in [`Q6X::sub_sums`]' order, group `g`'s scale vector (`sc_2g` in the low half,
+/// `sc_2g+1` in the high half: the halves of a group are its two sub-blocks), and `d` in
+/// every lane.
 #[derive(Clone, Copy)]
 struct Q6W {
     codes: [__m256i; 8],
-    sc_a: __m256,
-    sc_b: __m256,
+    scales: [__m256i; 8],
+    sc16: __m256i,
     d: __m256,
 }
 
@@ -384,18 +440,15 @@ impl KRow for BlockQ6K {
     type X = Q6X;
     type W = Q6W;
 
+    /// [`half_group_tree`] gives the sub-block sums as i32 in the lanes
+    /// `[0, 2, 4, 6, 1, 3, 5, 7]` and `[8, 10, 12, 14, 9, 11, 13, 15]`; `packs` interleaves
+    /// the two per 128-bit half into the even/odd order.
     #[inline(always)]
-    unsafe fn prep_x(xq: *const i8, xd: *const f32) -> Q6X {
+    unsafe fn prep_x(xq: *const i8, xd: f32) -> Q6X {
         // SAFETY: forwarded contract.
         unsafe {
             let (sa, sb) = half_group_tree(activation_pairs(xq));
-            let xd = _mm256_loadu_ps(xd);
-            Q6X {
-                off_a: _mm256_slli_epi32::<5>(sa),
-                off_b: _mm256_slli_epi32::<5>(sb),
-                xd_a: _mm256_permutevar8x32_ps(xd, _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3)),
-                xd_b: _mm256_permutevar8x32_ps(xd, _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7)),
-            }
+            Q6X { xd: _mm256_set1_ps(xd), sub_sums: _mm256_packs_epi32(sa, sb) }
         }
     }
 
@@ -405,27 +458,24 @@ impl KRow for BlockQ6K {
         unsafe {
             prefetch_block(p);
             let sc = _mm_loadu_si128(core::ptr::addr_of!((*p).scales).cast());
-            // Sub-block 2g + h goes to lane g + 4h of a (g < 4) or b (g − 4).
-            let sc = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
-            let sc_a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc));
-            let sc_b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)));
+            // Even sub-blocks to bytes 0..8, odd ones to 8..16.
+            let sc = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+            let sc16 = _mm256_cvtepi8_epi16(sc);
             let d = _mm256_set1_ps(super::x86_64::f16_bytes_to_f32((*p).d));
-            Q6W { codes: core::array::from_fn(|g| q6_codes(p, g)), sc_a, sc_b, d }
+            Q6W { codes: core::array::from_fn(|g| q6_codes(p, g)), scales: spread_lanes(sc16), sc16, d }
         }
     }
 
-    /// Per sub-block lane: `Σ q·xq − 32·Σxq = Σ (q − 32)·xq` (exact i32), times the
-    /// sub-scale (exact in f32: `|·| ≤ 16·32·127·128 < 2²⁴`), one FMA by `d·xd_g` per
-    /// half of the super-block.
+    /// `Σ_s sc_s·(Σ q·xq − 32·Σxq_s) = Σ_s sc_s·Σ (q − 32)·xq` as 8 exact i32 partial
+    /// sums (the offset part `32·madd(sc, Σxq)` is at most `32·2·128·2032 < 2²⁵`), one
+    /// conversion and one FMA by `d·xd`.
     #[inline(always)]
     unsafe fn block_fma(w: &Q6W, xq: *const i8, x: &Q6X, acc: __m256) -> __m256 {
         // SAFETY: forwarded contract.
         unsafe {
-            let (sa, sb) = half_group_tree(products(&w.codes, xq));
-            let ia = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sa, x.off_a)), w.sc_a);
-            let ib = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sb, x.off_b)), w.sc_b);
-            let acc = _mm256_fmadd_ps(ia, _mm256_mul_ps(w.d, x.xd_a), acc);
-            _mm256_fmadd_ps(ib, _mm256_mul_ps(w.d, x.xd_b), acc)
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(w.sc16, x.sub_sums));
+            let isum = _mm256_sub_epi32(scaled_products(&w.codes, &w.scales, xq), offset);
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(w.d, x.xd), acc)
         }
     }
 }
@@ -433,7 +483,7 @@ impl KRow for BlockQ6K {
 /// `n` rows (row `i` at `row(i)`, `nb` super-blocks each) against `T` tokens, token `t`'s
 /// terms for super-block `b` given by `x(b, t)`: each row's super-blocks are unpacked
 /// once, and every output accumulates its super-blocks in order into one 8-lane
-/// accumulator, reduced by [`hsum`].
+/// accumulator, reduced by [`RowSums`].
 ///
 /// # Safety
 /// Every row valid for `nb` blocks, `xq[t]` for `256·nb` quants; AVX2, FMA and F16C
@@ -449,6 +499,7 @@ unsafe fn rows_with<W: KRow, const T: usize>(
 ) {
     // SAFETY: forwarded contract.
     unsafe {
+        let mut sums = RowSums::<T>::new(n);
         for i in 0..n {
             let w = row(i);
             let mut acc = [_mm256_setzero_ps(); T];
@@ -458,9 +509,7 @@ unsafe fn rows_with<W: KRow, const T: usize>(
                     acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x(b, t), acc[t]);
                 }
             }
-            for t in 0..T {
-                store(i, t, hsum(acc[t]));
-            }
+            sums.push(i, &acc, &mut store);
         }
     }
 }
@@ -482,19 +531,19 @@ unsafe fn int_rows<W: KRow, const T: usize>(
     store: &mut impl FnMut(usize, usize, f32),
 ) {
     let row = |i: usize| w.wrapping_add(i * stride);
-    // SAFETY: the caller guarantees `nb` blocks per row, `256·nb` quants and `8·nb`
+    // SAFETY: the caller guarantees `nb` blocks per row, `256·nb` quants and `nb`
     // scales per token, and the ISA.
     unsafe {
         if nb > PANEL_BLOCKS {
             // Not reached through the driver (a panel has at most PANEL_BLOCKS blocks).
-            return rows_with(row, n, xq, nb, |b, t| W::prep_x(xq[t].add(b * QK_K), xd[t].add(b * 8)), store);
+            return rows_with(row, n, xq, nb, |b, t| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)), store);
         }
         // Uninitialised on purpose (it is up to 16 KiB): only the first `nb` blocks
         // are written, and only those are read.
         let mut xs = [[const { MaybeUninit::<W::X>::uninit() }; T]; PANEL_BLOCKS];
         for (b, per_token) in xs.iter_mut().enumerate().take(nb) {
             for t in 0..T {
-                per_token[t].write(W::prep_x(xq[t].add(b * QK_K), xd[t].add(b * 8)));
+                per_token[t].write(W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)));
             }
         }
         rows_with(row, n, xq, nb, |b, t| xs[b][t].assume_init(), store)
@@ -514,7 +563,7 @@ impl<W: KRow> KTile<W> for Avx2K {
         let mut res = [[0.0f32; T]; R];
         // SAFETY: forwarded contract.
         unsafe {
-            let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), xd[t].add(b * 8));
+            let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b));
             rows_with(|i| w[i], R, xq, nb, x, |i, t, v| res[i][t] = v);
         }
         res

@@ -180,18 +180,25 @@ pub fn exact_dot(w: &[f32], x: &[f32], rows: usize, cols: usize, tokens: usize) 
     out
 }
 
-/// The activations as the integer path sees them: quantized and dequantized per token.
+/// The activations as the integer path of Q8_0/Q4_0 sees them: quantized (one scale per
+/// 32) and dequantized per token.
 pub fn quantized_activations(x: &[f32], cols: usize) -> Vec<f32> {
+    quantized_activations_per(QK, x, cols)
+}
+
+/// The activations quantized with one scale per `block` values and dequantized, per
+/// token (the K-quant integer path uses `block = 256`).
+pub fn quantized_activations_per(block: usize, x: &[f32], cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     if cols == 0 {
         return out;
     }
     for (xt, ot) in x.chunks(cols).zip(out.chunks_mut(cols)) {
         let mut qs = vec![0i8; cols];
-        let mut d = vec![0f32; cols / QK];
-        quant::quantize_activations(xt, &mut qs, &mut d);
+        let mut d = vec![0f32; cols / block];
+        quant::quantize_activations_per(block, xt, &mut qs, &mut d);
         for c in 0..cols {
-            ot[c] = qs[c] as f32 * d[c / QK];
+            ot[c] = qs[c] as f32 * d[c / block];
         }
     }
     out
