@@ -131,11 +131,13 @@ unsafe fn hsum8(v: &[__m256; 8]) -> [f32; 8] {
     }
 }
 
-/// Turns the 8-lane accumulators of rows `0..n`, pushed in order, into outputs: eight
-/// rows at a time by [`hsum8`], the rows after the last full eight by [`hsum`] (the same
-/// bits either way, so outputs do not depend on the row range). A row then ends with a
-/// register copy instead of a chain of dependent adds, and the next row starts at once:
-/// criterion, decode, q4_k 4096×1024 152 → 135 µs and 768×768 22.6 → 19.7 µs (KERNELS.md).
+/// Turns the 8-lane accumulators of rows `0..n`, pushed in order, into outputs. For one
+/// token (decode) eight rows at a time by [`hsum8`], the rows after the last full eight
+/// by [`hsum`] (the same bits either way, so outputs do not depend on the row range): a
+/// row then ends with a register copy instead of a chain of dependent adds, and the next
+/// row starts at once (criterion, decode, q4_k 4096×1024 152 → 135 µs, KERNELS.md). With
+/// several tokens every row is reduced by [`hsum`] at once: batching there was 2–5 %
+/// slower (the rows' `T` accumulators already give the core independent work).
 pub(super) struct RowSums<const T: usize> {
     pending: [[__m256; 8]; T],
     batched: usize,
@@ -161,7 +163,7 @@ impl<const T: usize> RowSums<T> {
     pub(super) unsafe fn push(&mut self, i: usize, acc: &[__m256; T], store: &mut impl FnMut(usize, usize, f32)) {
         // SAFETY: register-only; AVX is the caller's promise.
         unsafe {
-            if i >= self.batched {
+            if T > 1 || i >= self.batched {
                 for t in 0..T {
                     store(i, t, hsum(acc[t]));
                 }
