@@ -209,7 +209,8 @@ struct SmW {
 /// of `v` in every lane of that half. Each lane is first doubled into a 32-bit pair
 /// (`unpack`), then `pshufd` copies pair `g mod 4` across the half: ten in-lane shuffles.
 /// (A `pshufb` per vector would be eight, but LLVM rewrites a splat `pshufb` into a
-/// shift or `pshufd` plus a cross-lane `vpbroadcastw`: sixteen.)
+/// shift or `pshufd` plus a cross-lane `vpbroadcastw`: sixteen. Criterion could not tell
+/// the two apart; the loop has other limits, see KERNELS.md.)
 ///
 /// # Safety
 /// AVX2 enabled.
