@@ -47,7 +47,7 @@ pub trait KBlock: Pod {
     /// `(isum, msum)` of the block against its `ELEMS` activation quants. Exact in i32
     /// for quants in `[-127, 127]` (each type documents its bound).
     fn block_sums(&self, xq: &[i8]) -> (i32, i32);
-    /// `(a, b)`: the group adds `f32(isum)·(a·xd) + f32(msum)·(b·xd)`.
+    /// `(a, b)`: the block adds `f32(isum)·(a·xd) + f32(msum)·(b·xd)`.
     fn multipliers(&self) -> (f32, f32);
     /// Element `e` as f32, exactly as ggml's dequantizer computes it.
     fn get(&self, e: usize) -> f32;
