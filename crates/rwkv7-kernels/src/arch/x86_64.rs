@@ -139,7 +139,10 @@ unsafe fn hsum8(v: &[__m256; 8]) -> [f32; 8] {
 /// several tokens every row is reduced by [`hsum`] at once: batching there was 2–5 %
 /// slower (the rows' `T` accumulators already give the core independent work).
 pub(super) struct RowSums<const T: usize> {
-    pending: [[__m256; 8]; T],
+    /// The accumulators of the current run of eight rows (one token only).
+    pending: [__m256; 8],
+    /// Rows `0..batched` are reduced eight at a time: the full eights for one token,
+    /// none for several.
     batched: usize,
 }
 
@@ -151,7 +154,7 @@ impl<const T: usize> RowSums<T> {
     #[inline(always)]
     pub(super) unsafe fn new(n: usize) -> Self {
         // SAFETY: register-only; AVX is the caller's promise.
-        Self { pending: [[unsafe { _mm256_setzero_ps() }; 8]; T], batched: n / 8 * 8 }
+        Self { pending: [unsafe { _mm256_setzero_ps() }; 8], batched: if T == 1 { n / 8 * 8 } else { 0 } }
     }
 
     /// Row `i`'s accumulators (one per token); calls `store(row, token, sum)` for every
@@ -163,20 +166,17 @@ impl<const T: usize> RowSums<T> {
     pub(super) unsafe fn push(&mut self, i: usize, acc: &[__m256; T], store: &mut impl FnMut(usize, usize, f32)) {
         // SAFETY: register-only; AVX is the caller's promise.
         unsafe {
-            if T > 1 || i >= self.batched {
+            if i >= self.batched {
                 for t in 0..T {
                     store(i, t, hsum(acc[t]));
                 }
                 return;
             }
-            for t in 0..T {
-                self.pending[t][i % 8] = acc[t];
-            }
+            // Only reached for `T == 1` (`batched` is 0 otherwise).
+            self.pending[i % 8] = acc[0];
             if i % 8 == 7 {
-                for t in 0..T {
-                    for (r, v) in hsum8(&self.pending[t]).into_iter().enumerate() {
-                        store(i - 7 + r, t, v);
-                    }
+                for (r, v) in hsum8(&self.pending).into_iter().enumerate() {
+                    store(i - 7 + r, 0, v);
                 }
             }
         }
