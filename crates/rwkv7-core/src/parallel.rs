@@ -121,15 +121,26 @@ pub fn matmul(par: &dyn Parallel, kernels: &KernelSet, w: &Matrix<'_>, x: &[f32]
 }
 
 /// The most parts [`matvec_group`] cuts its rows into (its part ends live in an array on
-/// the stack); more threads than this leave the rest idle on a group.
+/// the stack).
 const MAX_GROUP_PARTS: usize = 64;
+
+/// The smallest part [`matvec_group`] cuts, in weight bytes: about 4 µs of one core's
+/// stream, so that claiming a part (an atomic add and a lock, well under a microsecond)
+/// stays small beside the work.
+const MIN_PART_BYTES: usize = 64 * 1024;
 
 /// Independent one-token products `out_i = w_i · x_i` as one split: their outputs lie back
 /// to back in `out` (`w_0`'s rows, then `w_1`'s, ...), and each part takes one contiguous
-/// range of those rows, cut where the weight bytes before it reach `i/parts` of the total.
-/// Decode runs the projections that read the same token this way, so that a layer costs
-/// a few fork-joins rather than one per matrix: each join waits for the slower thread,
-/// and at 0.1B a matrix is only a few microseconds of work per thread.
+/// range of those rows. Decode runs the projections that read the same token this way, so
+/// that a layer costs a few fork-joins rather than one per matrix.
+///
+/// The parts are cut by weight bytes, large first and smaller towards the end (each a
+/// `1/(2·threads)` share of the bytes left, down to [`MIN_PART_BYTES`]), and threads
+/// that implement [`Parallel::for_each_range`] by claiming parts in order (the std pool
+/// does) take the next one as they finish: a thread slowed by a busy core or a late start
+/// takes fewer, and both finish within about one small part of each other. With a fixed
+/// half each, the faster thread waited at every join: in `perf` of a 0.4B q4_k_m decode,
+/// the threads spun 19 % of the step between them.
 ///
 /// Results are the ones [`KernelSet::matmul`] gives each product alone, whatever the
 /// split (the kernels' determinism contract).
@@ -137,16 +148,24 @@ pub fn matvec_group(par: &dyn Parallel, kernels: &KernelSet, products: &[(Matrix
     let rows: usize = products.iter().map(|(w, _)| w.rows()).sum();
     assert_eq!(out.len(), rows, "matvec_group: the output holds every product's rows");
     let bytes: usize = products.iter().map(|(w, _)| w.data().n_bytes()).sum();
-    let parts = par.threads().min(MAX_GROUP_PARTS);
-    if parts <= 1 || bytes < par.min_split_bytes() || rows == 0 {
+    let threads = par.threads();
+    if threads <= 1 || bytes < par.min_split_bytes() || rows == 0 {
         group_rows(kernels, products, 0, out);
         return;
     }
     let mut ends = [rows; MAX_GROUP_PARTS];
-    let mut product = 0;
-    let (mut first_row, mut bytes_before) = (0, 0);
-    for (i, end) in ends[..parts - 1].iter_mut().enumerate() {
-        let target = bytes * (i + 1) / parts;
+    let mut parts = 0;
+    let (mut product, mut first_row, mut bytes_before) = (0, 0, 0);
+    // Small groups still get `2·threads` parts.
+    let min_part = MIN_PART_BYTES.min(bytes / (2 * threads)).max(1);
+    let mut target = 0;
+    while parts + 1 < MAX_GROUP_PARTS {
+        let left = bytes - target;
+        let size = (left / (2 * threads)).max(min_part);
+        if size >= left {
+            break;
+        }
+        target += size;
         while bytes_before + products[product].0.data().n_bytes() <= target {
             first_row += products[product].0.rows();
             bytes_before += products[product].0.data().n_bytes();
@@ -156,9 +175,12 @@ pub fn matvec_group(par: &dyn Parallel, kernels: &KernelSet, products: &[(Matrix
         // at the row holding the target byte, rounded to a multiple of ROW_ALIGN.
         let w = &products[product].0;
         let row = (target - bytes_before) * w.rows() / w.data().n_bytes();
-        *end = first_row + (row + ROW_ALIGN / 2) / ROW_ALIGN * ROW_ALIGN;
-        *end = (*end).min(first_row + w.rows());
+        let end = first_row + (row + ROW_ALIGN / 2) / ROW_ALIGN * ROW_ALIGN;
+        ends[parts] = end.min(first_row + w.rows()).max(if parts == 0 { 0 } else { ends[parts - 1] });
+        parts += 1;
     }
+    // The last part ends at the last row (`ends` was filled with `rows`).
+    parts += 1;
     par.for_each_range(out, &ends[..parts], &|_, start, part| group_rows(kernels, products, start, part));
 }
 
@@ -220,8 +242,16 @@ mod tests {
 
     #[test]
     fn a_group_splits_by_weight_bytes_and_matches_each_product_alone() {
-        // Rows of 32, 256 and 32 columns: 128, 1024 and 128 bytes per row.
-        let shapes = [(100, 32), (30, 256), (7, 32)];
+        // Rows of 32, 256 and 32 columns: 128, 1024 and 128 bytes per row (44 KB: every
+        // part is the smallest, `total / (2·threads)`).
+        check_group(&[(100, 32), (30, 256), (7, 32)]);
+        // 1.5 MB: parts shrink from `total / (2·threads)` towards MIN_PART_BYTES.
+        check_group(&[(300, 256), (600, 512)]);
+    }
+
+    /// [`matvec_group`] over f32 products of `shapes` (rows, columns), recorded for 2, 3
+    /// and 5 threads: equal to each product alone, and cut as its docs say.
+    fn check_group(shapes: &[(usize, usize)]) {
         let weights: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, &(r, c))| values(r * c, i)).collect();
         let inputs: Vec<Vec<f32>> = shapes.iter().enumerate().map(|(i, &(_, c))| values(c, 10 + i)).collect();
         let products: Vec<(Matrix<'_>, &[f32])> = shapes
@@ -237,22 +267,42 @@ mod tests {
             kernels.matmul(w, x, &mut out, 1);
             alone.extend(out);
         }
-        let bytes_of_row = |row: usize| if (100..130).contains(&row) { 1024 } else { 128 };
+        let rows: usize = shapes.iter().map(|s| s.0).sum();
+        let bytes_of_row = |row: usize| {
+            let mut first = 0;
+            for &(r, c) in shapes {
+                if row < first + r {
+                    return 4 * c;
+                }
+                first += r;
+            }
+            0
+        };
         let bytes_before = |row: usize| (0..row).map(bytes_of_row).sum::<usize>();
-        let total = bytes_before(137);
+        let total = bytes_before(rows);
         for threads in [2, 3, 5] {
             let par = Recorder { threads, ranges: Mutex::new(Vec::new()) };
-            let mut out = std::vec![f32::NAN; 137];
+            let mut out = std::vec![f32::NAN; rows];
             matvec_group(&par, &kernels, &products, &mut out);
             assert!(out == alone, "{threads} threads: results differ from each product alone");
             let ranges = par.ranges.into_inner().unwrap();
-            assert_eq!(ranges.len(), threads);
-            // Part i ends where the bytes before it reach i/threads of the total, moved by
-            // the rounding to a multiple of ROW_ALIGN rows: at most half of ROW_ALIGN rows
-            // (plus the row the target falls in) of the product the cut lies in.
-            for (i, &(start, len)) in ranges[..threads - 1].iter().enumerate() {
+            // The parts follow each other and cover every row.
+            let mut next = 0;
+            for &(start, len) in &ranges {
+                assert_eq!(start, next, "{threads} threads: parts {ranges:?} leave a gap or overlap");
+                next = start + len;
+            }
+            assert_eq!(next, rows, "{threads} threads: the parts end at the last row");
+            assert!(ranges.len() >= 2 * threads, "{threads} threads: {} parts, at least 2 per thread", ranges.len());
+            // Part i ends where the bytes before it reach target_i, each target adding
+            // `max(left / (2·threads), min_part)`, moved by the rounding to a multiple of
+            // ROW_ALIGN rows: at most half of ROW_ALIGN rows (plus the row the target
+            // falls in) of the product the cut lies in.
+            let min_part = MIN_PART_BYTES.min(total / (2 * threads));
+            let mut target = 0;
+            for (i, &(start, len)) in ranges[..ranges.len() - 1].iter().enumerate() {
+                target += ((total - target) / (2 * threads)).max(min_part);
                 let end = start + len;
-                let target = total * (i + 1) / threads;
                 let row_bytes = bytes_of_row(end.saturating_sub(1)).max(bytes_of_row(end));
                 let slack = (ROW_ALIGN / 2 + 1) * row_bytes;
                 assert!(

@@ -197,6 +197,9 @@ impl Parallel for ThreadPool {
     fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
         assert!(ends.last() == Some(&out.len()), "for_each_range: the last part must end at the output's end");
         match self.split() {
+            Some(pool) if (self.threads + 1..=MAX_CLAIMED_PARTS).contains(&ends.len()) => {
+                claim_ranges(pool, self.threads, out, ends, task)
+            }
             Some(pool) => {
                 // A range's data: its output, the part ends within it, and its first row.
                 run_split(
@@ -225,6 +228,43 @@ impl Parallel for ThreadPool {
             None => Sequential.run_tasks(tasks),
         }
     }
+}
+
+/// The most parts [`claim_ranges`] takes (its slots live on the stack): as many as the
+/// core cuts (`rwkv7_core::parallel::matvec_group`); more run as a static split.
+const MAX_CLAIMED_PARTS: usize = 64;
+
+/// Part `i` of a [`claim_ranges`] split (its first row and output) until a thread takes it.
+type Slot<'a> = Mutex<Option<(usize, &'a mut [f32])>>;
+
+/// [`Parallel::for_each_range`] with more parts than threads: every thread, the caller
+/// included, claims the next unclaimed part (in order) until none is left, so a thread
+/// that runs slower (a busy core, a late start) takes fewer parts instead of holding the
+/// others up at the join. The core cuts the parts large first and smaller towards the
+/// end, so the threads finish close together.
+fn claim_ranges(pool: &micropool::ThreadPool, threads: usize, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
+    let parts = ends.len();
+    let mut slots: [Slot<'_>; MAX_CLAIMED_PARTS] = std::array::from_fn(|_| Mutex::new(None));
+    let (mut rest, mut start) = (out, 0);
+    for (slot, &end) in slots.iter_mut().zip(ends) {
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(end - start);
+        *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = Some((start, part));
+        (rest, start) = (tail, end);
+    }
+    let next = AtomicUsize::new(0);
+    let claim = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= parts {
+                break;
+            }
+            let claimed = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some((start, part)) = claimed {
+                task(i, start, part);
+            }
+        }
+    };
+    run_split(pool, threads, (), &|(), _| ((), ()), &|_, ()| claim());
 }
 
 /// Where a task's panic waits until its split has finished.
@@ -297,6 +337,26 @@ mod tests {
     }
 
     #[test]
+    fn claimed_ranges_cover_the_output_once() {
+        for threads in [2, 3] {
+            let pool = ThreadPool::new(threads).unwrap();
+            let ends: Vec<usize> = (1..=20).map(|i| i * i).collect();
+            let mut out = vec![0.0f32; 400];
+            let seen = Mutex::new(Vec::new());
+            pool.for_each_range(&mut out, &ends, &|i, start, part| {
+                let from = if i == 0 { 0 } else { ends[i - 1] };
+                assert_eq!((start, part.len()), (from, ends[i] - from));
+                part.iter_mut().enumerate().for_each(|(j, v)| *v += (start + j) as f32);
+                seen.lock().unwrap().push(i);
+            });
+            assert!(out.iter().enumerate().all(|(j, &v)| v == j as f32), "{threads} threads");
+            let mut seen = seen.into_inner().unwrap();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..20).collect::<Vec<_>>(), "{threads} threads: every part once");
+        }
+    }
+
+    #[test]
     fn every_task_runs_once() {
         for threads in [1, 2, 3] {
             let pool = ThreadPool::new(threads).unwrap();
@@ -321,6 +381,12 @@ mod tests {
             let message = result.expect_err("the panic must reach the caller");
             assert!(message.downcast_ref::<String>().is_some_and(|m| m.contains(&format!("part {part} fails"))));
         }
+        // The same when threads claim parts (more parts than threads).
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            pool.for_each_range(&mut out, &[2, 4, 6, 8], &|i, _, _| assert_ne!(i, 2, "claimed part fails"));
+        }));
+        let message = result.expect_err("the panic must reach the caller");
+        assert!(message.downcast_ref::<String>().is_some_and(|m| m.contains("claimed part fails")));
         let mut pairs = vec![0.0f32; 8];
         pool.for_each_part_pair(&mut out, 4, &mut pairs, 4, &|i, a, b| {
             a.fill(i as f32);
