@@ -134,11 +134,11 @@ const MIN_PART_BYTES: usize = 64 * 1024;
 /// range of those rows. Decode runs the projections that read the same token this way, so
 /// that a layer costs a few fork-joins rather than one per matrix.
 ///
-/// The parts are cut by weight bytes, large first and smaller towards the end (each a
-/// `1/(2·threads)` share of the bytes left, down to [`MIN_PART_BYTES`]), and threads
-/// that implement [`Parallel::for_each_range`] by claiming parts in order (the std pool
-/// does) take the next one as they finish: a thread slowed by a busy core or a late start
-/// takes fewer, and both finish within about one small part of each other. With a fixed
+/// The parts are cut by weight bytes ([`part_sizes`]): one large part per thread, then
+/// small ones, and threads that implement [`Parallel::for_each_range`] by claiming parts
+/// in order (the std pool does) take the next one as they finish: a thread slowed by a
+/// busy core or a late start takes fewer small parts, and both finish within about one
+/// small part of each other. With a fixed
 /// half each, the faster thread waited at every join: in `perf` of a 0.4B q4_k_m decode,
 /// the threads spun 19 % of the step between them.
 ///
@@ -156,12 +156,11 @@ pub fn matvec_group(par: &dyn Parallel, kernels: &KernelSet, products: &[(Matrix
     let mut ends = [rows; MAX_GROUP_PARTS];
     let mut parts = 0;
     let (mut product, mut first_row, mut bytes_before) = (0, 0, 0);
-    // Small groups still get `2·threads` parts.
-    let min_part = MIN_PART_BYTES.min(bytes / (2 * threads)).max(1);
+    let (first, tail) = part_sizes(bytes, threads);
     let mut target = 0;
     while parts + 1 < MAX_GROUP_PARTS {
         let left = bytes - target;
-        let size = (left / (2 * threads)).max(min_part);
+        let size = if parts < threads { first } else { tail };
         if size >= left {
             break;
         }
@@ -182,6 +181,18 @@ pub fn matvec_group(par: &dyn Parallel, kernels: &KernelSet, products: &[(Matrix
     // The last part ends at the last row (`ends` was filled with `rows`).
     parts += 1;
     par.for_each_range(out, &ends[..parts], &|_, start, part| group_rows(kernels, products, start, part));
+}
+
+/// The bytes of [`matvec_group`]'s parts: one large part per thread first (together
+/// three quarters of the group), then parts of an eighth of a thread's share, at least
+/// [`MIN_PART_BYTES`] (or the first parts' size, if smaller), that the threads claim as
+/// they finish. Every part costs a kernel call per product it touches (about 0.5 µs:
+/// quantizing the token, the call's setup) and a claim; parts that shrank geometrically
+/// down to the minimum (10–20 per split) made the 768×768 products 16–19 % slower
+/// (criterion `parallel`, `2t/768x768x1`), with two phases about 4 parts are extra.
+fn part_sizes(bytes: usize, threads: usize) -> (usize, usize) {
+    let first = (bytes * 3 / (4 * threads)).max(1);
+    (first, (bytes / (8 * threads)).max(MIN_PART_BYTES.min(first)))
 }
 
 /// Rows `start..start + out.len()` of [`matvec_group`]'s concatenated products.
@@ -242,10 +253,10 @@ mod tests {
 
     #[test]
     fn a_group_splits_by_weight_bytes_and_matches_each_product_alone() {
-        // Rows of 32, 256 and 32 columns: 128, 1024 and 128 bytes per row (44 KB: every
-        // part is the smallest, `total / (2·threads)`).
+        // Rows of 32, 256 and 32 columns: 128, 1024 and 128 bytes per row (44 KB: the
+        // tail parts are as large as the first ones).
         check_group(&[(100, 32), (30, 256), (7, 32)]);
-        // 1.5 MB: parts shrink from `total / (2·threads)` towards MIN_PART_BYTES.
+        // 1.5 MB: tail parts of MIN_PART_BYTES.
         check_group(&[(300, 256), (600, 512)]);
     }
 
@@ -293,15 +304,16 @@ mod tests {
                 next = start + len;
             }
             assert_eq!(next, rows, "{threads} threads: the parts end at the last row");
-            assert!(ranges.len() >= 2 * threads, "{threads} threads: {} parts, at least 2 per thread", ranges.len());
+            assert!(ranges.len() > threads, "{threads} threads: {} parts, more than one per thread", ranges.len());
             // Part i ends where the bytes before it reach target_i, each target adding
-            // `max(left / (2·threads), min_part)`, moved by the rounding to a multiple of
+            // the first parts' size (`threads` of them), then the tail parts' size, moved by the rounding to a multiple of
             // ROW_ALIGN rows: at most half of ROW_ALIGN rows (plus the row the target
             // falls in) of the product the cut lies in.
-            let min_part = MIN_PART_BYTES.min(total / (2 * threads));
+            let first = total * 3 / (4 * threads);
+            let tail = (total / (8 * threads)).max(MIN_PART_BYTES.min(first));
             let mut target = 0;
             for (i, &(start, len)) in ranges[..ranges.len() - 1].iter().enumerate() {
-                target += ((total - target) / (2 * threads)).max(min_part);
+                target += if i < threads { first } else { tail };
                 let end = start + len;
                 let row_bytes = bytes_of_row(end.saturating_sub(1)).max(bytes_of_row(end));
                 let slack = (ROW_ALIGN / 2 + 1) * row_bytes;
