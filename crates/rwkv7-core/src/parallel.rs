@@ -138,9 +138,9 @@ const MIN_PART_BYTES: usize = 64 * 1024;
 /// small ones, and threads that implement [`Parallel::for_each_range`] by claiming parts
 /// in order (the std pool does) take the next one as they finish: a thread slowed by a
 /// busy core or a late start takes fewer small parts, and both finish within about one
-/// small part of each other. With a fixed
-/// half each, the faster thread waited at every join: in `perf` of a 0.4B q4_k_m decode,
-/// the threads spun 19 % of the step between them.
+/// small part of each other. With a fixed half each, the faster thread waited at every
+/// join: in `perf` of a 0.4B q4_k_m decode, spinning took 10.1 % of both threads' samples
+/// (6.9 % with the claimed parts; `crates/rwkv7-kernels/KERNELS.md`, "Claimed parts").
 ///
 /// Results are the ones [`KernelSet::matmul`] gives each product alone, whatever the
 /// split (the kernels' determinism contract).
