@@ -121,8 +121,8 @@ pub fn matmul(par: &dyn Parallel, kernels: &KernelSet, w: &Matrix<'_>, x: &[f32]
 }
 
 /// The most parts [`matvec_group`] cuts its rows into (its part ends live in an array on
-/// the stack).
-const MAX_GROUP_PARTS: usize = 64;
+/// the stack; a [`Parallel`] that claims parts can keep that many slots on its stack).
+pub const MAX_GROUP_PARTS: usize = 64;
 
 /// The smallest part [`matvec_group`] cuts, in weight bytes: about 4 µs of one core's
 /// stream, so that claiming a part (an atomic add and a lock, well under a microsecond)
@@ -306,9 +306,9 @@ mod tests {
             assert_eq!(next, rows, "{threads} threads: the parts end at the last row");
             assert!(ranges.len() > threads, "{threads} threads: {} parts, more than one per thread", ranges.len());
             // Part i ends where the bytes before it reach target_i, each target adding
-            // the first parts' size (`threads` of them), then the tail parts' size, moved by the rounding to a multiple of
-            // ROW_ALIGN rows: at most half of ROW_ALIGN rows (plus the row the target
-            // falls in) of the product the cut lies in.
+            // the first parts' size (`threads` of them), then the tail parts' size, moved
+            // by the rounding to a multiple of ROW_ALIGN rows: at most half of ROW_ALIGN
+            // rows (plus the row the target falls in) of the product the cut lies in.
             let first = total * 3 / (4 * threads);
             let tail = (total / (8 * threads)).max(MIN_PART_BYTES.min(first));
             let mut target = 0;

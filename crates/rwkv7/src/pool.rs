@@ -18,7 +18,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rwkv7_core::parallel::{MIN_SPLIT_BYTES, PairTask, RangeTask};
+use rwkv7_core::parallel::{MAX_GROUP_PARTS, MIN_SPLIT_BYTES, PairTask, RangeTask};
 use rwkv7_core::{Parallel, Sequential};
 
 /// Environment variable that sets the default thread count (`0` or unset: all cores).
@@ -197,7 +197,9 @@ impl Parallel for ThreadPool {
     fn for_each_range(&self, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
         assert!(ends.last() == Some(&out.len()), "for_each_range: the last part must end at the output's end");
         match self.split() {
-            Some(pool) if (self.threads + 1..=MAX_CLAIMED_PARTS).contains(&ends.len()) => {
+            // Claimed: its slots live on the stack, as many as the core cuts at most (more
+            // run as the static split below).
+            Some(pool) if (self.threads + 1..=MAX_GROUP_PARTS).contains(&ends.len()) => {
                 claim_ranges(pool, self.threads, out, ends, task)
             }
             Some(pool) => {
@@ -230,10 +232,6 @@ impl Parallel for ThreadPool {
     }
 }
 
-/// The most parts [`claim_ranges`] takes (its slots live on the stack): as many as the
-/// core cuts (`rwkv7_core::parallel::matvec_group`); more run as a static split.
-const MAX_CLAIMED_PARTS: usize = 64;
-
 /// Part `i` of a [`claim_ranges`] split (its first row and output) until a thread takes it.
 type Slot<'a> = Mutex<Option<(usize, &'a mut [f32])>>;
 
@@ -244,7 +242,7 @@ type Slot<'a> = Mutex<Option<(usize, &'a mut [f32])>>;
 /// end, so the threads finish close together.
 fn claim_ranges(pool: &micropool::ThreadPool, threads: usize, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
     let parts = ends.len();
-    let mut slots: [Slot<'_>; MAX_CLAIMED_PARTS] = std::array::from_fn(|_| Mutex::new(None));
+    let mut slots: [Slot<'_>; MAX_GROUP_PARTS] = std::array::from_fn(|_| Mutex::new(None));
     let (mut rest, mut start) = (out, 0);
     for (slot, &end) in slots.iter_mut().zip(ends) {
         let (part, tail) = std::mem::take(&mut rest).split_at_mut(end - start);
