@@ -1,7 +1,8 @@
 //! Time-mix pieces: every kernel set this CPU can run, the scalar set in the same group.
 //! Ids are `{op}/{kernelset}/{shape}`. `wkv7_head`: `{heads}x{N}`, throughput in bytes of
 //! WKV state. Elementwise ops and norms: `{T}x{C}` (one decode token and a 16-token
-//! prefill chunk at C = 768), throughput in elements.
+//! prefill chunk at C = 768), throughput in elements; `quantize_activations_{32,256}` is
+//! the integer paths' activation quantizer with one scale per 32 or 256 values.
 //!
 //! ```text
 //! cargo bench -p rwkv7-kernels --features std --bench elementwise
@@ -152,6 +153,14 @@ fn fused(c: &mut Criterion) {
                 )
             }
         });
+        // The integer paths' activation quantizer: per 32 values (Q8_0/Q4_0 weights) and per
+        // 256 (K-quant weights). Every integer matmul call runs it once per token and panel.
+        let (mut qs, mut d) = (vec![0i8; n], vec![0.0f32; n / 32]);
+        for block in [32, 256] {
+            bench(&format!("quantize_activations_{block}"), &mut |k, _, _| {
+                k.quantize_activations_per(block, black_box(&x), &mut qs, &mut d[..n / block])
+            });
+        }
         let (gw, gb) = (mix.repeat(t), bias.repeat(t));
         bench("group_norm", &mut |k, out, _| {
             out.copy_from_slice(&x);

@@ -123,7 +123,7 @@ fn quantize_activations_bit_exact() {
     let sets = kernel_sets("quantize_activations");
     let mut rng = Rng::new(5);
     for block in [QK, 256] {
-        for nb in [0usize, 1, 2, 3, 24, 80, 320] {
+        for nb in [0usize, 1, 2, 3, 11, 24, 80, 320] {
             let n = nb * block;
             let mut inputs = vec![rng.activations(n)];
             let mut ties: Vec<f32> = (0..n).map(|i| (i % 255) as f32 - 127.0 + 0.5).collect();

@@ -968,42 +968,119 @@ unsafe fn round_half_away(v: __m256) -> __m256 {
 
 impl QuantizeActs for Avx2 {
     /// Two passes per block: the lane-wise `|x|` maximum of every 32 values, then the
-    /// quants 32 at a time (the second pass reloads from L1).
+    /// quants 32 at a time (the second pass reloads from L1). Blocks go eight at a time
+    /// ([`block_maxima`]): their maxima land in one vector, and one vector division each
+    /// gives the eight scales `amax/127` and their inverses. Block by block, the two scalar
+    /// divisions and the horizontal maximum formed a chain of about 50 cycles per block
+    /// that the core could not hide (criterion `quantize_activations_32`, KERNELS.md).
+    /// Maxima of non-NaN values and IEEE divisions are exact in any order, so the bits
+    /// are the specification's either way.
     #[inline(always)]
     unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
         // SAFETY: the caller guarantees `block·nb` floats/quants and `nb` scales, and AVX2.
         unsafe {
-            let sign = _mm256_set1_ps(-0.0);
-            let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-            let load4 = |p: *const f32| {
-                [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))]
-            };
-            for b in 0..nb {
+            let mut b = 0;
+            while b + 8 <= nb {
                 let p = x.add(b * block);
-                let mut m = _mm256_setzero_ps();
-                for c in 0..block / QK {
-                    let v = load4(p.add(QK * c));
-                    let m01 = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
-                    let m23 = _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]));
-                    m = _mm256_max_ps(_mm256_max_ps(m01, m23), m);
+                let amax = block_maxima(p, block);
+                let scale = _mm256_div_ps(amax, _mm256_set1_ps(127.0));
+                // `1/scale`, and 0 where `scale == 0` (a zero block).
+                let nonzero = _mm256_cmp_ps::<_CMP_NEQ_OQ>(scale, _mm256_setzero_ps());
+                let inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0), scale), nonzero);
+                _mm256_storeu_ps(d.add(b), scale);
+                let mut ids = [0.0f32; 8];
+                _mm256_storeu_ps(ids.as_mut_ptr(), inv);
+                for (j, &id) in ids.iter().enumerate() {
+                    quantize_block(p.add(j * block), qs.add((b + j) * block), block, id);
                 }
+                b += 8;
+            }
+            for b in b..nb {
+                let p = x.add(b * block);
+                let m = lane_max(p, block);
                 let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
                 let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
                 let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
                 let scale = amax / 127.0;
                 let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
                 *d.add(b) = scale;
-                let idv = _mm256_set1_ps(id);
-                for c in 0..block / QK {
-                    let v = load4(p.add(QK * c));
-                    let q: [__m256i; 4] =
-                        core::array::from_fn(|k| _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv))));
-                    let q01 = _mm256_packs_epi32(q[0], q[1]);
-                    let q23 = _mm256_packs_epi32(q[2], q[3]);
-                    let packed = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23), order);
-                    _mm256_storeu_si256(qs.add(b * block + QK * c).cast(), packed);
-                }
+                quantize_block(p, qs.add(b * block), block, id);
             }
+        }
+    }
+}
+
+/// Four consecutive 8-float vectors from `p` (32 values).
+///
+/// # Safety
+/// `p` valid for 32 floats; AVX enabled.
+#[inline(always)]
+unsafe fn load32(p: *const f32) -> [__m256; 4] {
+    // SAFETY: the caller's contract.
+    unsafe { [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))] }
+}
+
+/// The lane-wise maximum of `|x|` over the `block` values at `p` (a multiple of 32).
+///
+/// # Safety
+/// `p` valid for `block` floats; AVX enabled.
+#[inline(always)]
+unsafe fn lane_max(p: *const f32, block: usize) -> __m256 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for c in 0..block / QK {
+            let v = load32(p.add(QK * c));
+            let m01 = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
+            let m23 = _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]));
+            m = _mm256_max_ps(_mm256_max_ps(m01, m23), m);
+        }
+        m
+    }
+}
+
+/// `amax` of each of the 8 blocks of `block` values at `p`, in lane order: the 8 blocks'
+/// [`lane_max`] vectors reduced together, as [`hsum8`] does with sums: 128-bit halves of
+/// two blocks side by side, then `shufps` pairs (the result comes out in lanes
+/// `[0, 2, 4, 6 | 1, 3, 5, 7]` and is permuted back).
+///
+/// # Safety
+/// `p` valid for `8·block` floats; AVX2 enabled.
+#[inline(always)]
+unsafe fn block_maxima(p: *const f32, block: usize) -> __m256 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let m = |j: usize| lane_max(p.add(j * block), block);
+        let halves = |a: __m256, b: __m256| {
+            _mm256_max_ps(_mm256_permute2f128_ps::<0x20>(a, b), _mm256_permute2f128_ps::<0x31>(a, b))
+        };
+        let pairs = |a: __m256, b: __m256| {
+            _mm256_max_ps(_mm256_shuffle_ps::<0b10_00_10_00>(a, b), _mm256_shuffle_ps::<0b11_01_11_01>(a, b))
+        };
+        let (m01, m23, m45, m67) = (halves(m(0), m(1)), halves(m(2), m(3)), halves(m(4), m(5)), halves(m(6), m(7)));
+        let maxima = pairs(pairs(m01, m23), pairs(m45, m67));
+        _mm256_permutevar8x32_ps(maxima, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    }
+}
+
+/// The quants of one block: `round_half_away(x·id)`, 32 at a time, packed to bytes.
+///
+/// # Safety
+/// `x` valid for `block` floats, `qs` for `block` quants; AVX2 enabled.
+#[inline(always)]
+unsafe fn quantize_block(x: *const f32, qs: *mut i8, block: usize, id: f32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let idv = _mm256_set1_ps(id);
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for c in 0..block / QK {
+            let v = load32(x.add(QK * c));
+            let q = |k: usize| _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+            let q01 = _mm256_packs_epi32(q(0), q(1));
+            let q23 = _mm256_packs_epi32(q(2), q(3));
+            let packed = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23), order);
+            _mm256_storeu_si256(qs.add(QK * c).cast(), packed);
         }
     }
 }
