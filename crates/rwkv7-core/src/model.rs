@@ -12,7 +12,7 @@ use rwkv7_kernels::{
     BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, Matrix, MatrixData,
 };
 
-use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::gguf::{GgmlType, Gguf, TensorCursor, TensorInfo};
 
 /// `general.architecture` of an RWKV-7 file.
 pub const ARCHITECTURE: &str = "rwkv7";
@@ -84,12 +84,22 @@ impl TensorName {
     fn matches(&self, name: &str) -> bool {
         match self.layer {
             None => name == self.suffix,
-            Some(l) => {
-                let Some(rest) = name.strip_prefix("blk.") else { return false };
-                let Some((num, suffix)) = rest.split_once('.') else { return false };
-                suffix == self.suffix && num.parse::<usize>() == Ok(l) && !num.starts_with('+')
-            }
+            Some(l) => Self::split_layer(name) == Some((l, self.suffix)),
         }
+    }
+
+    /// `blk.N.suffix` as `(N, suffix)`.
+    fn split_layer(name: &str) -> Option<(usize, &str)> {
+        let (num, suffix) = name.strip_prefix("blk.")?.split_once('.')?;
+        if num.starts_with('+') {
+            return None;
+        }
+        Some((num.parse().ok()?, suffix))
+    }
+
+    /// The block index of a per-layer tensor name.
+    fn layer_of(name: &str) -> Option<usize> {
+        Self::split_layer(name).map(|(l, _)| l)
     }
 }
 
@@ -348,8 +358,16 @@ fn global(suffix: &'static str) -> TensorName {
     TensorName { layer: None, suffix }
 }
 
-fn find<'a>(gguf: &Gguf<'a>, name: TensorName) -> Option<TensorInfo<'a>> {
-    gguf.tensors().find(|t| name.matches(t.name))
+/// The tensor `name`, searched from record `near` on (see [`Gguf::find_tensor_near`]).
+fn find<'a>(gguf: &Gguf<'a>, near: TensorCursor, name: TensorName) -> Option<TensorInfo<'a>> {
+    gguf.find_tensor_near(near, |t| name.matches(t)).map(|(t, _)| t)
+}
+
+/// The record of block `l`'s first tensor in the table (the table's start if it has
+/// none: every lookup then still finds what there is).
+fn layer_start(gguf: &Gguf<'_>, l: usize) -> TensorCursor {
+    let start = gguf.first_tensor();
+    gguf.find_tensor_near(start, |t| TensorName::layer_of(t) == Some(l)).map_or(start, |(_, at)| at)
 }
 
 /// Tensors stored as ggml Q8_0 / Q4_0 blocks are accepted for the big projections, the
@@ -422,14 +440,20 @@ fn is_block_type(ty: GgmlType) -> bool {
     matches!(ty, Q8_0 | Q4_0 | Q4_K | Q5_K | Q6_K | Q4_1 | Q5_0 | Q5_1)
 }
 
-fn require<'a>(gguf: &Gguf<'a>, name: TensorName, rows: usize, cols: usize) -> Result<TensorRef, ModelError<'a>> {
-    let info = find(gguf, name).ok_or(ModelError::MissingTensor(name))?;
+fn require<'a>(
+    gguf: &Gguf<'a>,
+    near: TensorCursor,
+    name: TensorName,
+    rows: usize,
+    cols: usize,
+) -> Result<TensorRef, ModelError<'a>> {
+    let info = find(gguf, near, name).ok_or(ModelError::MissingTensor(name))?;
     resolve(&info, name, rows, cols)
 }
 
 /// The `ne` of a required tensor, for reading dimensions off the file.
 fn shape_of<'a>(gguf: &Gguf<'a>, name: TensorName) -> Result<[u64; 4], ModelError<'a>> {
-    Ok(find(gguf, name).ok_or(ModelError::MissingTensor(name))?.ne)
+    Ok(find(gguf, gguf.first_tensor(), name).ok_or(ModelError::MissingTensor(name))?.ne)
 }
 
 fn meta_usize(gguf: &Gguf<'_>, key: &'static str) -> Result<Option<usize>, ModelError<'static>> {
@@ -532,14 +556,14 @@ pub fn read_globals<'a>(gguf: &Gguf<'a>) -> Result<(HyperParams, GlobalTensors),
         value_rank,
         gate_rank: lora_rank(gguf, 0, "time_mix_g1.weight", "rwkv7.attention.gate_lora_rank")?,
     };
-    let c = n_embd;
+    let (c, start) = (n_embd, gguf.first_tensor());
     let globals = GlobalTensors {
-        emb: require(gguf, global("token_embd.weight"), vocab, c)?,
-        ln0_w: require(gguf, global("token_embd_norm.weight"), 1, c)?,
-        ln0_b: require(gguf, global("token_embd_norm.bias"), 1, c)?,
-        ln_out_w: require(gguf, global("output_norm.weight"), 1, c)?,
-        ln_out_b: require(gguf, global("output_norm.bias"), 1, c)?,
-        head: require(gguf, global("output.weight"), vocab, c)?,
+        emb: require(gguf, start, global("token_embd.weight"), vocab, c)?,
+        ln0_w: require(gguf, start, global("token_embd_norm.weight"), 1, c)?,
+        ln0_b: require(gguf, start, global("token_embd_norm.bias"), 1, c)?,
+        ln_out_w: require(gguf, start, global("output_norm.weight"), 1, c)?,
+        ln_out_b: require(gguf, start, global("output_norm.bias"), 1, c)?,
+        head: require(gguf, start, global("output.weight"), vocab, c)?,
     };
     Ok((hp, globals))
 }
@@ -547,7 +571,9 @@ pub fn read_globals<'a>(gguf: &Gguf<'a>) -> Result<(HyperParams, GlobalTensors),
 /// Reads the tensors of block `l`.
 pub fn read_layer<'a>(gguf: &Gguf<'a>, hp: &HyperParams, l: usize) -> Result<LayerTensors, ModelError<'a>> {
     let (c, f) = (hp.n_embd, hp.ffn);
-    let t = |suffix, rows, cols| require(gguf, layer_name(l, suffix), rows, cols);
+    // Every lookup starts at the block's first record: a few records each, in any order.
+    let near = layer_start(gguf, l);
+    let t = |suffix, rows, cols| require(gguf, near, layer_name(l, suffix), rows, cols);
     let mix = t("time_mix_lerp_fused.weight", 1, 6 * c)?;
     let mix = core::array::from_fn(|i| mix.slice_f32(i * c, c));
     // Layer 0 takes no value-residual mix. llama.cpp files still carry
