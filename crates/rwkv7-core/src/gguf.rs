@@ -736,8 +736,16 @@ impl<'a> Gguf<'a> {
 
     /// Tensor records with offsets relative to the data section and no data attached.
     fn raw_tensors(&self) -> impl Iterator<Item = TensorInfo<'a>> + 'a {
-        let mut cur = Cursor { bytes: self.bytes, pos: self.tensors_start, section: Section::TensorInfo };
-        (0..self.tensor_count).map_while(move |i| read_tensor_info(&mut cur, i).ok().map(|(t, _)| t))
+        self.raw_tensors_from(self.first_tensor()).map(|(t, _)| t)
+    }
+
+    /// [`Gguf::raw_tensors`] from record `at` on, each with the cursor of its own record.
+    fn raw_tensors_from(&self, at: TensorCursor) -> impl Iterator<Item = (TensorInfo<'a>, TensorCursor)> + 'a {
+        let mut cur = Cursor { bytes: self.bytes, pos: at.pos, section: Section::TensorInfo };
+        (at.index..self.tensor_count).map_while(move |index| {
+            let here = TensorCursor { index, pos: cur.pos };
+            read_tensor_info(&mut cur, index).ok().map(|(t, _)| (t, here))
+        })
     }
 
     /// The whole file.
@@ -795,10 +803,7 @@ impl<'a> Gguf<'a> {
     /// own record.
     pub fn tensors_from(&self, at: TensorCursor) -> impl Iterator<Item = (TensorInfo<'a>, TensorCursor)> + 'a {
         let (bytes, data_start) = (self.bytes, self.data_start as u64);
-        let mut cur = Cursor { bytes, pos: at.pos, section: Section::TensorInfo };
-        (at.index..self.tensor_count).map_while(move |index| {
-            let here = TensorCursor { index, pos: cur.pos };
-            let (mut t, _) = read_tensor_info(&mut cur, index).ok()?;
+        self.raw_tensors_from(at).filter_map(move |(mut t, here)| {
             // Bounds were checked in `parse`; `get` keeps this panic-free regardless.
             let size = data_size(&t.ne, t.ggml_type)?;
             t.offset += data_start;
