@@ -90,8 +90,9 @@ impl fmt::Display for ForwardError {
 impl core::error::Error for ForwardError {}
 
 /// f32s of scratch needed to process `tokens` tokens per chunk.
+/// Saturates at `usize::MAX` (no buffer of that size can be made) rather than wrapping.
 pub fn scratch_len(model: &Model<'_>, tokens: usize) -> usize {
-    tokens * scratch_per_token(model.hparams()) + EXTRA_ROWS * model.hparams().n_embd
+    tokens.saturating_mul(scratch_per_token(model.hparams())).saturating_add(EXTRA_ROWS * model.hparams().n_embd)
 }
 
 /// C-wide scratch rows beyond the per-token ones: a prefill chunk's region boundaries

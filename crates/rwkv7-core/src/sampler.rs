@@ -335,7 +335,13 @@ pub fn filter_probs(
     }
     let (temperature, top_p) = if temperature > 0.0 { (temperature, top_p) } else { (1.0, 0.0) };
     let top_p32 = top_p as f32;
-    let pmax = max_and_bad(probs).0.max(0.0);
+    let (pmax, bad) = max_and_bad(probs);
+    // Probabilities come from `softmax_in_place`, which refuses NaN and +inf; called directly,
+    // an infinite maximum would keep the threshold search below from ever ending.
+    if bad {
+        return Err(SamplerError::InvalidLogits);
+    }
+    let pmax = pmax.max(0.0);
     let imax = probs.iter().position(|&v| v == pmax).unwrap_or(0);
 
     // The cut-off, and the probabilities sorted descending as far as they were needed.
@@ -428,7 +434,10 @@ pub fn filter_probs(
         let e = (1.0 / temperature) as f32;
         for v in probs.iter_mut() {
             // 0^e = 0 for e > 0, so zeros can be skipped (the official code powers them too).
-            if *v != 0.0 || e <= 0.0 {
+            // Above a temperature of about 1.4·10⁴⁵, `e` rounds to 0 and the official code's
+            // `0 ** 0 = 1` would revive every token top-p, top-k or a ban removed; here they
+            // stay removed, and the kept ones become equally likely.
+            if *v != 0.0 {
                 *v = libm::powf(*v, e);
             }
         }
@@ -971,6 +980,37 @@ mod tests {
         // Temperature underflow: the most probable kept token takes everything.
         let mut l = [0.0f32, -0.5, -1.0];
         assert_eq!(sample_logits(&mut l, 0.001, 1.0 - 1e-9, 0, 0.9, &mut s).unwrap(), 0);
+        // Called directly, infinite or NaN probabilities are refused (an infinite maximum
+        // with a NaN top-p once kept the threshold search from ending).
+        assert_eq!(
+            filter_probs(&mut [f32::INFINITY, 0.5, 0.25], 1.0, f64::NAN, 0, &mut s),
+            Err(SamplerError::InvalidLogits)
+        );
+        assert_eq!(filter_probs(&mut [0.5, f32::NAN, 0.25], 1.0, 0.5, 0, &mut s), Err(SamplerError::InvalidLogits));
+        let mut p = [0.5f32, 0.3, 0.2];
+        filter_probs(&mut p, 1.0, f64::NAN, 0, &mut s).unwrap();
+        assert_eq!(p, [1.0, 0.0, 0.0], "a NaN top-p reaches no cut: the most probable token");
+    }
+
+    /// A token removed before the temperature (banned: -inf logit; or cut by top-p or top-k)
+    /// stays removed at any temperature, also where `1 / temperature` rounds to 0 in f32 and
+    /// the official `probs ** (1 / t)` would turn every 0 into 1.
+    #[test]
+    fn removed_tokens_stay_removed_at_huge_temperatures() {
+        let mut s = [0u32; 4];
+        for temperature in [1e30, 1e40, 1e46, 1e300, f64::MAX] {
+            for u in [0.0, 0.3, 0.6, 0.999] {
+                let mut l = [1.0f32, f32::NEG_INFINITY, 0.5, 0.0];
+                let t = sample_logits(&mut l, temperature, 1.0, 0, u, &mut s).unwrap();
+                assert_ne!(t, 1, "temperature {temperature:e}, u {u}: the banned token was drawn");
+                assert_eq!(l[1], 0.0, "temperature {temperature:e}: the banned token has probability {}", l[1]);
+                // top_k = 2 keeps tokens 0 and 2 only.
+                let mut l = [1.0f32, f32::NEG_INFINITY, 0.5, 0.0];
+                let t = sample_logits(&mut l, temperature, 1.0, 2, u, &mut s).unwrap();
+                assert!(t == 0 || t == 2, "temperature {temperature:e}, u {u}: top-k let token {t} through");
+                assert_eq!((l[1], l[3]), (0.0, 0.0));
+            }
+        }
     }
 
     #[test]

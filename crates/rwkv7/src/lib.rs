@@ -20,12 +20,12 @@ pub use error::{Error, LoadError};
 pub use fingerprint::{Fnv64, model_fingerprint};
 pub use kernels::{KERNELS_ENV, select_kernels};
 pub use loaded::{LoadedModel, ModelBytes, map_readonly};
-pub use pool::{THREADS_ENV, ThreadPool, available_cores};
-pub use runner::{DEFAULT_CHUNK, Runner};
+pub use pool::{MAX_THREADS, THREADS_ENV, ThreadPool, available_cores};
+pub use runner::{DEFAULT_CHUNK, MAX_CHUNK, Runner};
 pub use rwkv7_core as core;
 pub use rwkv7_core::SamplerParams;
 pub use session::{
     CancelHandle, EndOfText, GenerateOutcome, GenerateParams, MAX_STOP_STRING, Session, SessionOptions, StateTensor,
     StopReason,
 };
-pub use state_file::{STATE_MAGIC, STATE_VERSION, StateDims, write_atomic};
+pub use state_file::{STATE_MAGIC, STATE_VERSION, StateDims, atomic_target, write_atomic};

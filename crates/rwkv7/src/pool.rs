@@ -24,6 +24,12 @@ use rwkv7_core::{Parallel, Sequential};
 /// Environment variable that sets the default thread count (`0` or unset: all cores).
 pub const THREADS_ENV: &str = "RWKV7_THREADS";
 
+/// The most threads a pool starts. More than the cores only adds hand-offs, and this is
+/// above the core count of any phone, Pi or desktop we target; a mistyped `-t 20000` made
+/// the operating system refuse the threads' guard pages part-way (thousands of threads,
+/// each a few memory maps, reach Linux's `vm.max_map_count`), and the process aborted.
+pub const MAX_THREADS: usize = 256;
+
 /// Cycles an idle worker spins, watching for work, before it sleeps: about 30 µs at
 /// 3 GHz, longer than the single-threaded steps between a decode step's splits (a few
 /// µs) and the greedy pick between two tokens (about 12 µs at a 65536-entry
@@ -57,9 +63,16 @@ pub fn available_cores() -> usize {
 
 impl ThreadPool {
     /// A pool of `threads` workers; `0` means one per core this process may use.
-    /// Fails only when the operating system refuses to start threads.
+    /// Fails when `threads` exceeds [`MAX_THREADS`] or the operating system refuses to
+    /// start threads.
     pub fn new(threads: usize) -> std::io::Result<Self> {
-        let threads = if threads == 0 { available_cores() } else { threads };
+        let threads = if threads == 0 { available_cores().min(MAX_THREADS) } else { threads };
+        if threads > MAX_THREADS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{threads} threads requested; a pool runs at most {MAX_THREADS}"),
+            ));
+        }
         if threads == 1 {
             return Ok(Self::single());
         }
@@ -88,11 +101,12 @@ impl ThreadPool {
         ThreadPool { pool: None, threads: 1, min_split_bytes: MIN_SPLIT_BYTES, fork_joins: Arc::default() }
     }
 
-    /// The default pool: `$RWKV7_THREADS` threads if set to a number, else one per core.
-    /// Falls back to [`ThreadPool::single`] if threads cannot be started.
+    /// The default pool: `$RWKV7_THREADS` threads if set to a number (at most
+    /// [`MAX_THREADS`]), else one per core. Falls back to [`ThreadPool::single`] if threads
+    /// cannot be started.
     pub fn from_env() -> Self {
-        let threads = std::env::var(THREADS_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-        Self::new(threads).unwrap_or_else(|_| Self::single())
+        let threads: usize = std::env::var(THREADS_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        Self::new(threads.min(MAX_THREADS)).unwrap_or_else(|_| Self::single())
     }
 
     /// The process-wide default pool: [`ThreadPool::from_env`], started on first use and

@@ -8,6 +8,13 @@ use crate::{LoadedModel, ThreadPool};
 /// real matrix products, small enough that scratch stays a few MB even at C = 2560.
 pub const DEFAULT_CHUNK: usize = 64;
 
+/// The largest prefill chunk a runner or session takes (larger requests are cut to it):
+/// its scratch at the largest released shape (2.9B, C = 2560) is about 190 MB, and
+/// prefill gains nothing from chunks beyond a few hundred tokens (the weights are read
+/// once per chunk, and a chunk of 64 already makes prefill compute-bound). Unbounded, a
+/// mistyped `--chunk` asked for terabytes and aborted the process.
+pub const MAX_CHUNK: usize = 1024;
+
 /// Runs tokens through a model, keeping the recurrent state between calls.
 pub struct Runner<'m> {
     model: Model<'m>,
@@ -18,8 +25,9 @@ pub struct Runner<'m> {
 }
 
 impl<'m> Runner<'m> {
-    /// A runner at the zero state, processing up to `chunk` tokens per forward step, on
-    /// the process-wide pool ([`ThreadPool::shared`]).
+    /// A runner at the zero state, processing up to `chunk` tokens per forward step
+    /// (1 to [`MAX_CHUNK`]; other values are clamped to that range), on the process-wide
+    /// pool ([`ThreadPool::shared`]).
     pub fn new(loaded: &'m LoadedModel, kernels: KernelSet, chunk: usize) -> Self {
         Self::with_pool(loaded, kernels, chunk, ThreadPool::shared())
     }
@@ -28,7 +36,7 @@ impl<'m> Runner<'m> {
     pub fn with_pool(loaded: &'m LoadedModel, kernels: KernelSet, chunk: usize, pool: ThreadPool) -> Self {
         let model = loaded.model();
         let state = vec![0.0; model.hparams().state_len()];
-        let scratch = vec![0.0; scratch_len(&model, chunk.max(1))];
+        let scratch = vec![0.0; scratch_len(&model, chunk.clamp(1, MAX_CHUNK))];
         Runner { model, kernels, pool, state, scratch }
     }
 

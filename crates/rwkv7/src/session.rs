@@ -151,7 +151,8 @@ impl CancelHandle {
 /// How a session runs.
 #[derive(Clone)]
 pub struct SessionOptions {
-    /// Tokens per prefill chunk (scratch memory grows with it). Default [`DEFAULT_CHUNK`].
+    /// Tokens per prefill chunk (scratch memory grows with it), 1 to
+    /// [`MAX_CHUNK`](crate::MAX_CHUNK) (other values are clamped). Default [`DEFAULT_CHUNK`].
     pub chunk: usize,
     /// Kernel set; `None`: `$RWKV7_KERNELS` if it names a usable set, else the best for
     /// this CPU.
@@ -237,7 +238,7 @@ impl<M: Deref<Target = LoadedModel>> Session<M> {
         let kernels = options.kernels.unwrap_or_else(|| {
             crate::select_kernels(None).unwrap_or_else(|_| KernelSet::best(rwkv7_core::CpuFeatures::detect()))
         });
-        let chunk = options.chunk.max(1);
+        let chunk = options.chunk.clamp(1, crate::MAX_CHUNK);
         let pool = options.pool.unwrap_or_else(ThreadPool::shared);
         let (state_len, scratch, vocab) = {
             let m = model.model();

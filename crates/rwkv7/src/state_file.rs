@@ -254,7 +254,10 @@ pub(crate) fn decode(
         let token = r.u32();
         let _reserved = r.u32();
         let count = f64::from_bits(r.u64());
-        if token >= dims.vocab || !count.is_finite() || occurrence.iter().any(|e: &OccEntry| e.token == token) {
+        // Counts are decayed tallies of generated tokens: finite and never negative (a
+        // negative one turns the penalty into a bonus that can reach +inf).
+        let count_ok = count.is_finite() && count >= 0.0;
+        if token >= dims.vocab || !count_ok || occurrence.iter().any(|e: &OccEntry| e.token == token) {
             return Err(bad(format!("occurrence entry {i} (token {token}, count {count}) is invalid")));
         }
         occurrence.push(OccEntry { token, count });
@@ -265,10 +268,31 @@ pub(crate) fn decode(
 /// Distinguishes temporary files of concurrent writers in one process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The file an atomic write of `path` replaces: `path` itself when it is a regular file or
+/// does not exist yet, the file a symbolic link points to (so the link stays a link), or
+/// `None` when `path` names something else that can be written to (`/dev/null`, a FIFO, a
+/// terminal), which a rename would replace with a regular file: such a path is written in
+/// place. A directory is an error.
+pub fn atomic_target(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory")),
+        Ok(m) if m.is_file() => std::fs::canonicalize(path).map(Some),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(path.to_path_buf())),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: to a temporary file in the same folder, synced,
-/// then renamed over `path`. A failed write leaves `path` as it was.
+/// then renamed over `path` (over the file a symbolic link `path` points to). A failed
+/// write leaves `path` as it was. A `path` that is not a regular file (`/dev/null`, a
+/// FIFO) is written in place instead, as a shell redirection would.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |error| Error::Io { path: path.to_path_buf(), error };
+    let Some(target) = atomic_target(path).map_err(io)? else {
+        return std::fs::OpenOptions::new().write(true).open(path).and_then(|mut f| f.write_all(bytes)).map_err(io);
+    };
+    let path = target.as_path();
     let name =
         path.file_name().ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -284,4 +308,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let _ = std::fs::remove_file(&tmp);
         io(e)
     })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_files_and_link_targets_never_special_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.bin");
+        assert_eq!(atomic_target(&file).unwrap(), Some(file.clone()), "a path not yet there is created");
+        write_atomic(&file, b"one").unwrap();
+        assert_eq!(atomic_target(&file).unwrap(), Some(std::fs::canonicalize(&file).unwrap()));
+
+        // Through a symbolic link the link's target is replaced and the link stays.
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        write_atomic(&link, b"two").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+
+        let err = atomic_target(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
+        // Devices are written in place, never renamed over (only inspected here).
+        assert_eq!(atomic_target(Path::new("/dev/null")).unwrap(), None);
+        let fifo = dir.path().join("fifo");
+        match std::process::Command::new("mkfifo").arg(&fifo).status() {
+            Ok(s) if s.success() => assert_eq!(atomic_target(&fifo).unwrap(), None),
+            _ => eprintln!("SKIPPED: the FIFO case (no mkfifo here)"),
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().starts_with('.')), "temporary files left behind: {left:?}");
+    }
 }

@@ -222,6 +222,22 @@ fn damaged_state_files_are_refused() {
         let msg = s.fork().load_state(&path).unwrap_err().to_string();
         assert!(msg.contains(want) && msg.contains(name), "{name}: {msg}");
     }
+    // An intact file (checksum recomputed) whose last occurrence count is negative: the
+    // count would turn the penalty into a bonus, and generating from it failed later with
+    // an error that did not name the file (found by mutation fuzzing).
+    let mut g = s.fork();
+    g.generate_tokens(&sampled(5, Some(1)), |_| ControlFlow::Continue(())).unwrap();
+    let mut b = g.state_bytes();
+    assert!(!g.occurrences().is_empty());
+    let (count_at, sum_at) = (b.len() - 16, b.len() - 8);
+    b[count_at..sum_at].copy_from_slice(&(-1e300f64).to_le_bytes());
+    let sum = rwkv7::Fnv64::hash(&b[..sum_at]);
+    b[sum_at..].copy_from_slice(&sum.to_le_bytes());
+    let path = dir.path().join("negative-count");
+    std::fs::write(&path, &b).unwrap();
+    let msg = s.fork().load_state(&path).unwrap_err().to_string();
+    assert!(msg.contains("occurrence entry") && msg.contains("negative-count"), "{msg}");
+
     let missing = s.fork().load_state(dir.path().join("missing")).unwrap_err().to_string();
     assert!(missing.contains("missing"), "{missing}");
     // Saving into a folder that does not exist fails cleanly and leaves nothing behind.

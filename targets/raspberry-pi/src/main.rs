@@ -89,7 +89,7 @@ fn termination() -> std::io::Result<impl Future<Output = ()>> {
 fn serve(args: ServeArgs) -> Result<()> {
     let threads = args.run.threads.map(|t| t as usize);
     let mut choice = setup::choose(threads, args.run.kernels.as_deref())?;
-    choice.options.chunk = args.run.chunk as usize;
+    choice.options.chunk = args.run.chunk;
     let path = model_or_default(args.model.as_deref())?;
     let model = Arc::new(open_model(&path)?);
     let model_id = args.alias.clone().unwrap_or_else(|| {

@@ -30,34 +30,44 @@ use anyhow::{Context, Result, bail};
 use rwkv7::{DEFAULT_CHUNK, LoadedModel, Runner, ThreadPool, select_kernels};
 use rwkv7_core::Logits;
 
+use crate::common::{chunk_size, count_up_to, thread_count};
+
 /// Arguments of `rwkv7 bench`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Model file (GGUF; it needs no tokenizer).
     #[arg(short, long)]
     model: PathBuf,
-    /// Prompt tokens per prefill run (0: skip).
-    #[arg(short = 'p', long, default_value_t = 128)]
+    /// Prompt tokens per prefill run (0: skip; at most 1048576).
+    #[arg(short = 'p', long, default_value_t = 128, value_parser = count_up_to(MAX_TOKENS))]
     prompt: usize,
-    /// Decode steps per run (0: skip).
-    #[arg(short = 'n', long, default_value_t = 64)]
+    /// Decode steps per run (0: skip; at most 1048576).
+    #[arg(short = 'n', long, default_value_t = 64, value_parser = count_up_to(MAX_TOKENS))]
     decode: usize,
-    /// Threads (default: RWKV7_THREADS, else every core).
-    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Threads (default: RWKV7_THREADS, else every core; at most 256).
+    #[arg(short = 't', long, value_parser = thread_count)]
     threads: Option<u32>,
     /// Repetitions of each measurement (the median is reported).
     #[arg(short = 'r', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     reps: u32,
-    /// Tokens per prefill chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK)]
+    /// Tokens per prefill chunk (at most 1024).
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = chunk_size)]
     chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]
     kernels: Option<String>,
-    /// MiB of the bandwidth probe's buffer (0: skip the probe).
-    #[arg(long, default_value_t = 1024)]
+    /// MiB of the bandwidth probe's buffer (0: skip the probe; at most 65536).
+    #[arg(long, default_value_t = 1024, value_parser = count_up_to(MAX_PROBE_MIB))]
     probe_mib: usize,
 }
+
+/// The most prompt or decode tokens a run takes: a million, hours of decoding on the
+/// devices we target (the prompt is made in memory, 4 bytes a token).
+const MAX_TOKENS: usize = 1 << 20;
+
+/// The largest bandwidth probe: 64 GiB, more than any device we target has (the buffer
+/// must be far larger than the caches, not than memory).
+const MAX_PROBE_MIB: usize = 64 << 10;
 
 /// Runs the command: a human-readable summary on stderr, one JSON object as the last
 /// line of stdout.
@@ -112,7 +122,7 @@ pub fn run(args: &Args) -> Result<()> {
     // The timed decode runs, each followed by one probe pass: both statistics are medians
     // over the same stretch of time, so the ratio does not depend on whether the rest of
     // a shared machine was busy during one and quiet during the other.
-    let mut probe = (args.probe_mib > 0).then(|| Probe::new(&pool, args.probe_mib << 20));
+    let mut probe = (args.probe_mib > 0).then(|| Probe::new(&pool, args.probe_mib << 20)).transpose()?;
     let mut decode_times = Vec::new();
     let mut rates = Vec::new();
     if let Some(p) = &mut probe {
@@ -302,8 +312,12 @@ struct Probe<'p> {
 }
 
 impl<'p> Probe<'p> {
-    fn new(pool: &'p ThreadPool, bytes: usize) -> Self {
-        Probe { pool, buf: vec![1.0f32; bytes / 4] }
+    fn new(pool: &'p ThreadPool, bytes: usize) -> Result<Self> {
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(bytes / 4)
+            .with_context(|| format!("cannot allocate the bandwidth probe's {} MiB (--probe-mib)", bytes >> 20))?;
+        buf.resize(bytes / 4, 1.0f32);
+        Ok(Probe { pool, buf })
     }
 
     /// One pass over the buffer; its read bandwidth in bytes/s.

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use rwkv7::core::SamplerParams;
-use rwkv7::{DEFAULT_CHUNK, EndOfText, LoadedModel, Session, SessionOptions, StateTensor, ThreadPool, select_kernels};
+use rwkv7::{
+    DEFAULT_CHUNK, EndOfText, LoadedModel, MAX_CHUNK, MAX_THREADS, Session, SessionOptions, StateTensor, ThreadPool,
+    select_kernels,
+};
 
 /// Environment variable naming the default model for `generate` and `chat`.
 pub const MODEL_ENV: &str = "RWKV7_MODEL";
@@ -60,6 +63,30 @@ fn unit(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("`{s}` is not a number between 0 and 1")),
+    }
+}
+
+/// `--chunk`: 1 to [`MAX_CHUNK`] tokens.
+pub fn chunk_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_CHUNK).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a chunk size from 1 to {MAX_CHUNK} tokens")),
+    }
+}
+
+/// `-t`: 1 to [`MAX_THREADS`] threads.
+pub fn thread_count(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&(n as usize)) => Ok(n),
+        _ => Err(format!("`{s}` is not a thread count from 1 to {MAX_THREADS}")),
+    }
+}
+
+/// A parser for a count from 0 to `max` (flags whose value sizes a buffer).
+pub fn count_up_to(max: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| match s.parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("`{s}` is not a number from 0 to {max}")),
     }
 }
 
@@ -134,15 +161,15 @@ impl SamplingArgs {
 /// How the model runs.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Tokens per prefill chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub chunk: u32,
+    /// Tokens per prefill chunk (at most 1024).
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = chunk_size)]
+    pub chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]
     pub kernels: Option<String>,
     /// Threads the matrix products are split across (default: RWKV7_THREADS, else every
     /// core). Results are identical for any count.
-    #[arg(short = 't', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short = 't', long, value_name = "N", value_parser = thread_count)]
     pub threads: Option<u32>,
 }
 
@@ -166,7 +193,7 @@ pub fn open_model(path: &Path) -> Result<LoadedModel> {
 /// A session on `model` as `run` asks.
 pub fn new_session<'m>(model: &'m LoadedModel, run: &RunArgs) -> Result<Session<&'m LoadedModel>> {
     let kernels = select_kernels(run.kernels.as_deref()).map_err(anyhow::Error::msg).context("--kernels")?;
-    let options = SessionOptions { chunk: run.chunk as usize, kernels: Some(kernels), pool: Some(run.pool()?) };
+    let options = SessionOptions { chunk: run.chunk, kernels: Some(kernels), pool: Some(run.pool()?) };
     Ok(Session::with_options(model, options))
 }
 

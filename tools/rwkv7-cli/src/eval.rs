@@ -33,8 +33,8 @@ pub struct Args {
     /// Evaluate only the first N tokens.
     #[arg(long, value_name = "N")]
     max_tokens: Option<usize>,
-    /// Tokens per prefill chunk.
-    #[arg(long, default_value_t = DEFAULT_CHUNK)]
+    /// Tokens per prefill chunk (at most 1024).
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = crate::common::chunk_size)]
     chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]

@@ -32,8 +32,8 @@ pub struct Args {
     /// Output file: T rows of vocabulary-size little-endian f32.
     #[arg(short, long)]
     output: PathBuf,
-    /// Tokens per prefill chunk in seq mode.
-    #[arg(long, default_value_t = DEFAULT_CHUNK)]
+    /// Tokens per prefill chunk in seq mode (at most 1024).
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = crate::common::chunk_size)]
     chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]

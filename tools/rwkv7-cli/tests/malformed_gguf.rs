@@ -377,3 +377,28 @@ fn bad_token_ids_and_missing_files_fail_cleanly() {
     assert!(String::from_utf8_lossy(&result.stderr).contains("token id 16 is out of range"));
     expect_clean_failure(&dir.join("does-not-exist.gguf"), &dir, "missing file");
 }
+
+/// Flags that size buffers or thread counts are bounded: out-of-range values are usage
+/// errors (exit 2, naming the flag's value), where `--chunk 4294967295` once aborted on a
+/// terabyte allocation and `-t 20000` aborted part-way through starting threads.
+#[test]
+fn buffer_and_thread_flags_out_of_range_are_usage_errors() {
+    let tmp = tmp_dir();
+    let path = tmp.path().join("valid.gguf");
+    std::fs::write(&path, Builder::valid().bytes()).unwrap();
+    let out = tmp.path().join("logits.f32");
+    let out = out.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &["logits", "--tokens", "1", "-o", out, "--chunk", "4294967295"],
+        &["logits", "--tokens", "1", "-o", out, "--chunk", "0"],
+        &["bench", "-p", "18446744073709551615"],
+        &["bench", "--probe-mib", "18446744073709551615"],
+        &["bench", "-t", "20000"],
+    ];
+    for args in cases {
+        let result = rwkv7().arg(args[0]).arg("-m").arg(&path).args(&args[1..]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(args[args.len() - 1]), "{args:?}: the message does not name the value: {stderr}");
+    }
+}

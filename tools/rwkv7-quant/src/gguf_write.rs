@@ -395,7 +395,7 @@ impl<'a> GgufWriter<'a> {
         file.sync_all()?;
         drop(file);
         check(&tmp.path)?;
-        tmp.persist(path)?;
+        tmp.persist()?;
         Ok(size)
     }
 }
@@ -435,6 +435,8 @@ impl<W: Write> Write for Counting<W> {
 /// A temporary file next to the destination, removed on drop unless persisted.
 struct TempFile {
     path: PathBuf,
+    /// The file it replaces (a symbolic link's target, resolved).
+    dest: PathBuf,
     file: Option<File>,
     keep: bool,
 }
@@ -442,10 +444,15 @@ struct TempFile {
 impl TempFile {
     fn create(dest: &Path) -> Result<Self> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        dest.file_name().context("the output path has no file name")?;
+        // A rename over a device or FIFO would replace it with the model file.
+        let dest = match rwkv7::atomic_target(dest) {
+            Ok(Some(dest)) => dest,
+            Ok(None) => bail!("the output path is not a regular file (a device, FIFO or socket)"),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => bail!("the output path is a directory"),
+            Err(e) => return Err(e).context("cannot inspect the output path"),
+        };
         let name = dest.file_name().context("the output path has no file name")?;
-        if dest.is_dir() {
-            bail!("the output path is a directory");
-        }
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -458,11 +465,11 @@ impl TempFile {
             .create_new(true)
             .open(&path)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-        Ok(TempFile { path, file: Some(file), keep: false })
+        Ok(TempFile { path, dest, file: Some(file), keep: false })
     }
 
-    fn persist(mut self, dest: &Path) -> Result<()> {
-        std::fs::rename(&self.path, dest).context("cannot move the finished file into place")?;
+    fn persist(mut self) -> Result<()> {
+        std::fs::rename(&self.path, &self.dest).context("cannot move the finished file into place")?;
         self.keep = true;
         Ok(())
     }

@@ -33,3 +33,33 @@ fn synthetic_models_run_and_are_reproducible() {
     let (first, last) = (&logits[..1000], &logits[2000..]);
     assert!(first.iter().zip(last).any(|(x, y)| (x - y).abs() > 1e-3), "logits must depend on the input");
 }
+
+/// The output goes through a temporary file renamed over it, so a symbolic link keeps
+/// pointing at the (new) model, and a device or FIFO is refused, never replaced.
+#[cfg(unix)]
+#[test]
+fn output_through_a_link_replaces_its_target_and_special_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = synth_dims(SMALL, 1000, 1).unwrap();
+    let convert = |path: &std::path::Path| {
+        convert_checkpoint(&ckpt, InputFormat::Synthetic, path, None, path, &ConvertOptions::new(OutType::Q8_0))
+    };
+    let target = dir.path().join("m.gguf");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("link.gguf");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    convert(&link).unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(LoadedModel::open(&target).is_ok(), "the link's target holds the model");
+
+    let fifo = dir.path().join("fifo.gguf");
+    match std::process::Command::new("mkfifo").arg(&fifo).status() {
+        Ok(s) if s.success() => {
+            let err = format!("{:#}", convert(&fifo).unwrap_err());
+            assert!(err.contains("not a regular file"), "{err}");
+            use std::os::unix::fs::FileTypeExt;
+            assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
+        }
+        _ => eprintln!("SKIPPED: the FIFO case (no mkfifo here)"),
+    }
+}

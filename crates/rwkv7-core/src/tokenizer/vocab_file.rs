@@ -53,7 +53,8 @@ pub enum VocabErrorKind {
     ReservedId,
     /// The same id appears twice.
     DuplicateId(u32),
-    /// An id above [`MAX_TOKEN_ID`](super::MAX_TOKEN_ID).
+    /// An id above [`MAX_TOKEN_ID`](super::MAX_TOKEN_ID), or (in a whole file) above the
+    /// file's length in bytes.
     IdTooLarge(u32),
 }
 
@@ -254,6 +255,11 @@ fn parse_literal(lit: &str, out: &mut Out<'_>) -> Result<(), VocabErrorKind> {
 
 /// Parses a whole World vocabulary file into a table indexed by token id: entry 0 (end-of-text)
 /// and any id missing from the file are empty. Empty lines are skipped; CRLF is accepted.
+///
+/// Ids may leave gaps, but none may exceed the file's length in bytes: the table has an
+/// entry (24 bytes) for every id up to the largest, and a 15-byte file naming id 16777214
+/// made it take 450 MB. A file of `B` bytes holds fewer than `B / 7` entries (`1 'a' 1`
+/// and its newline), so a dense vocabulary is far inside the bound.
 #[cfg(feature = "alloc")]
 pub fn parse_vocab_file(text: &str) -> Result<alloc::vec::Vec<alloc::vec::Vec<u8>>, VocabError> {
     use alloc::vec;
@@ -272,7 +278,7 @@ pub fn parse_vocab_file(text: &str) -> Result<alloc::vec::Vec<alloc::vec::Vec<u8
         if id == 0 {
             return Err(at(VocabErrorKind::ReservedId));
         }
-        if id > super::MAX_TOKEN_ID {
+        if id > super::MAX_TOKEN_ID || id as usize > text.len() {
             return Err(at(VocabErrorKind::IdTooLarge(id)));
         }
         let i = id as usize;
@@ -354,5 +360,10 @@ mod tests {
         assert_eq!(e, VocabError { line: 2, kind: VocabErrorKind::DuplicateId(1) });
         let e = parse_vocab_file("0 'a' 1\n").unwrap_err();
         assert_eq!(e.kind, VocabErrorKind::ReservedId);
+        // Gaps are allowed, up to the file's length in bytes (a larger id once sized the
+        // table to 16.7M entries from a 15-byte file).
+        assert_eq!(parse_vocab_file("1 'a' 1\n12 'b' 1\n").unwrap().len(), 13);
+        let e = parse_vocab_file("16777214 'a' 1\n").unwrap_err();
+        assert_eq!(e, VocabError { line: 1, kind: VocabErrorKind::IdTooLarge(16777214) });
     }
 }
