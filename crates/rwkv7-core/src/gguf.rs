@@ -332,26 +332,40 @@ impl fmt::Display for GgufError<'_> {
                 "the {section} gives a count of {count}, which does not fit in the {left} bytes that follow (truncated or corrupt file)"
             ),
             NotUtf8 { section, index } => write!(f, "name of record {index} in the {section} is not valid UTF-8"),
-            BadValueType { key, code } => write!(f, "metadata key `{key}` has unknown value type {code}"),
-            NestedArray { key } => write!(f, "metadata key `{key}` is an array of arrays, which is not supported"),
+            BadValueType { key, code } => write!(f, "metadata key `{}` has unknown value type {code}", Name(key)),
+            NestedArray { key } => {
+                write!(f, "metadata key `{}` is an array of arrays, which is not supported", Name(key))
+            }
             BadAlignment(a) => write!(f, "general.alignment {a} is not a power of two"),
             BadDimCount { tensor, n_dims } => {
-                write!(f, "tensor `{tensor}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)")
+                write!(f, "tensor `{}` has {n_dims} dimensions (1 to {MAX_DIMS} allowed)", Name(tensor))
             }
-            BadShape { tensor } => write!(f, "tensor `{tensor}` has a zero dimension or too many elements"),
+            BadShape { tensor } => write!(f, "tensor `{}` has a zero dimension or too many elements", Name(tensor)),
             UnsupportedType { tensor, code } => {
-                write!(f, "tensor `{tensor}` has ggml type {code}, which this runtime does not support")
+                write!(f, "tensor `{}` has ggml type {code}, which this runtime does not support", Name(tensor))
             }
             PartialBlock { tensor, ne0, block } => {
-                write!(f, "tensor `{tensor}` has rows of {ne0} elements, not a multiple of its block size {block}")
+                write!(
+                    f,
+                    "tensor `{}` has rows of {ne0} elements, not a multiple of its block size {block}",
+                    Name(tensor)
+                )
             }
             Misaligned { tensor, offset, alignment } => {
-                write!(f, "tensor `{tensor}` data offset {offset} is not a multiple of the alignment {alignment}")
+                write!(
+                    f,
+                    "tensor `{}` data offset {offset} is not a multiple of the alignment {alignment}",
+                    Name(tensor)
+                )
             }
             OutOfBounds { tensor, end, file_len } => {
-                write!(f, "tensor `{tensor}` data ends at byte {end}, past the end of the file ({file_len} bytes)")
+                write!(
+                    f,
+                    "tensor `{}` data ends at byte {end}, past the end of the file ({file_len} bytes)",
+                    Name(tensor)
+                )
             }
-            DuplicateTensor { tensor } => write!(f, "tensor `{tensor}` appears twice"),
+            DuplicateTensor { tensor } => write!(f, "tensor `{}` appears twice", Name(tensor)),
             OverlappingData { declared, available } => write!(
                 f,
                 "the tensors' data add up to {declared} bytes, more than the {available} bytes of the data section: tensors share data"
@@ -361,6 +375,34 @@ impl fmt::Display for GgufError<'_> {
 }
 
 impl core::error::Error for GgufError<'_> {}
+
+/// A name read from a file, as an error message shows it: control characters escaped
+/// (`\n`, `\u{1b}`), so that the message stays one line and cannot drive a terminal, and
+/// cut after [`Name::MAX_CHARS`] characters (a corrupt length can make a "name" of
+/// megabytes).
+pub struct Name<'a>(pub &'a str);
+
+impl Name<'_> {
+    /// Characters shown before the name is cut (the longest tensor and key names of
+    /// RWKV-7 files are about 40).
+    pub const MAX_CHARS: usize = 96;
+}
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.chars().enumerate() {
+            if i == Self::MAX_CHARS {
+                return f.write_str("…");
+            }
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A little-endian cursor that never reads past the end.
 #[derive(Clone, Copy)]

@@ -165,6 +165,7 @@ impl fmt::Display for ModelError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ModelError::WrongArchitecture(Some(a)) => {
+                let a = crate::gguf::Name(a);
                 write!(f, "general.architecture is `{a}`, expected `{ARCHITECTURE}` (only RWKV-7 models are supported)")
             }
             ModelError::WrongArchitecture(None) => write!(f, "general.architecture is missing"),

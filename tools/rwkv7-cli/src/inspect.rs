@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use rwkv7::{LoadedModel, select_kernels};
-use rwkv7_core::gguf::Value;
+use rwkv7_core::gguf::{Name, Value};
 
 /// Arguments of `rwkv7 inspect`.
 #[derive(clap::Args)]
@@ -82,7 +82,7 @@ pub fn run(args: &Args) -> Result<()> {
     out!(text, "kernel set on this CPU: {}", kernels.name());
     out!(text, "metadata ({} keys):", gguf.kv_count());
     for (key, value) in gguf.metadata() {
-        out!(text, "  {key} = {}", show(&value));
+        out!(text, "  {} = {}", Name(key), show(&value));
     }
     let mut by_type = std::collections::BTreeMap::<&str, (usize, usize)>::new();
     for t in gguf.tensors() {
@@ -96,7 +96,8 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if args.tensors {
         for t in gguf.tensors() {
-            out!(text, "  {:<40} {:<5} {:?} {} bytes", t.name, t.ggml_type.name(), t.dims(), t.data.len());
+            let name = Name(t.name).to_string();
+            out!(text, "  {name:<40} {:<5} {:?} {} bytes", t.ggml_type.name(), t.dims(), t.data.len());
         }
     }
     crate::output::print_stdout(&text)

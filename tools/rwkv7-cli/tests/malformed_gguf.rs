@@ -327,6 +327,16 @@ fn corpus() -> Vec<Case> {
     let mut v = valid.clone();
     v.kvs.push((vec![0xc3, 0x28], Val::U32(1)));
     case("key-not-utf8", v.bytes(), "UTF-8");
+
+    // Names with control characters: the message escapes them and stays one line (a
+    // newline in a name once split it; an escape sequence could drive the terminal).
+    let mut v = valid.clone();
+    v.tensors[3].name = b"a\nfake\x1b[2J".to_vec();
+    v.tensors[3].ne = vec![0];
+    case("tensor-name-with-newline", v.bytes(), "`a\\nfake\\u{1b}[2J`");
+    let mut v = valid.clone();
+    v.kvs[0].1 = Val::Str(b"line1\nline2".to_vec());
+    case("architecture-with-newline", v.bytes(), "`line1\\nline2`");
     cases
 }
 
