@@ -35,10 +35,6 @@ cargo test --workspace --locked
 step "tests with the scalar kernel set forced through RWKV7_KERNELS"
 RWKV7_KERNELS=scalar cargo test --workspace --locked
 
-# The command-line tools' integration tests start the tools' binaries as child processes:
-# those run natively (with AVX2), so under the emulator they check nothing new, and a
-# fork inside an emulated multi-threaded test process can deadlock in qemu-user (seen
-# here: a child stuck in a futex for 20 minutes). The tools' unit tests still run here.
 # The paired A/B kernel timer (tools/kernel-ab) links a copy of the kernels crate at a
 # revision next to the work tree's; here the copy is HEAD's, a few calls per shape, so
 # that the harness keeps building against the kernels' API and runs every type.
@@ -47,6 +43,10 @@ tools/kernel-ab/run.sh HEAD --calls 3 --types f32,f16,q8_0,q4_0,q4_k,q5_k,q6_k -
 cargo fmt --manifest-path tools/kernel-ab/Cargo.toml -- --check
 cargo clippy --manifest-path tools/kernel-ab/Cargo.toml --target-dir target/kernel-ab/target -- -D warnings
 
+# The command-line tools' integration tests start the tools' binaries as child processes:
+# those run natively (with AVX2), so under the emulator they check nothing new, and a
+# fork inside an emulated multi-threaded test process can deadlock in qemu-user (seen
+# here: a child stuck in a futex for 20 minutes). The tools' unit tests still run here.
 step "tests on a CPU without AVX2 (qemu-x86_64 -cpu Westmere)"
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Westmere" \
   cargo test --workspace --locked --exclude rwkv7-cli --exclude rwkv7-quant
