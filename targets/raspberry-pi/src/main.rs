@@ -68,8 +68,8 @@ struct ServeArgs {
 }
 
 fn chat(mut args: rwkv7_cli::chat::Args) -> Result<()> {
-    let choice = setup::choose(args.run.threads.map(|t| t as usize), args.run.kernels.as_deref())?;
-    args.run.threads = Some(u32::try_from(choice.threads).unwrap_or(u32::MAX));
+    let choice = setup::choose(args.run.threads, args.run.kernels.as_deref())?;
+    args.run.threads = Some(choice.threads);
     rwkv7_cli::chat::run(&args)
 }
 
@@ -87,8 +87,7 @@ fn termination() -> std::io::Result<impl Future<Output = ()>> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let threads = args.run.threads.map(|t| t as usize);
-    let mut choice = setup::choose(threads, args.run.kernels.as_deref())?;
+    let mut choice = setup::choose(args.run.threads, args.run.kernels.as_deref())?;
     choice.options.chunk = args.run.chunk;
     let path = model_or_default(args.model.as_deref())?;
     let model = Arc::new(open_model(&path)?);

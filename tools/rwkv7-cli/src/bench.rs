@@ -30,7 +30,7 @@ use anyhow::{Context, Result, bail};
 use rwkv7::{DEFAULT_CHUNK, LoadedModel, Runner, ThreadPool, select_kernels};
 use rwkv7_core::Logits;
 
-use crate::common::{chunk_size, count_up_to, thread_count};
+use crate::common::count_in;
 
 /// Arguments of `rwkv7 bench`.
 #[derive(clap::Args)]
@@ -39,25 +39,25 @@ pub struct Args {
     #[arg(short, long)]
     model: PathBuf,
     /// Prompt tokens per prefill run (0: skip; at most 1048576).
-    #[arg(short = 'p', long, default_value_t = 128, value_parser = count_up_to(MAX_TOKENS))]
+    #[arg(short = 'p', long, default_value_t = 128, value_parser = count_in(0, MAX_TOKENS, "tokens"))]
     prompt: usize,
     /// Decode steps per run (0: skip; at most 1048576).
-    #[arg(short = 'n', long, default_value_t = 64, value_parser = count_up_to(MAX_TOKENS))]
+    #[arg(short = 'n', long, default_value_t = 64, value_parser = count_in(0, MAX_TOKENS, "tokens"))]
     decode: usize,
     /// Threads (default: RWKV7_THREADS, else every core; at most 256).
-    #[arg(short = 't', long, value_parser = thread_count)]
-    threads: Option<u32>,
+    #[arg(short = 't', long, value_parser = count_in(1, rwkv7::MAX_THREADS, "threads"))]
+    threads: Option<usize>,
     /// Repetitions of each measurement (the median is reported).
     #[arg(short = 'r', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     reps: u32,
     /// Tokens per prefill chunk (at most 1024).
-    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = chunk_size)]
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = count_in(1, rwkv7::MAX_CHUNK, "tokens"))]
     chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]
     kernels: Option<String>,
     /// MiB of the bandwidth probe's buffer (0: skip the probe; at most 65536).
-    #[arg(long, default_value_t = 1024, value_parser = count_up_to(MAX_PROBE_MIB))]
+    #[arg(long, default_value_t = 1024, value_parser = count_in(0, MAX_PROBE_MIB, "MiB"))]
     probe_mib: usize,
 }
 
@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> Result<()> {
     let start = Instant::now();
     let model = LoadedModel::open(&args.model)?;
     let pool = match args.threads {
-        Some(n) => ThreadPool::new(n as usize).context("starting worker threads")?,
+        Some(n) => ThreadPool::new(n).context("starting worker threads")?,
         None => ThreadPool::from_env(),
     };
     let mut runner = Runner::with_pool(&model, kernels, args.chunk.max(1), pool.clone());

@@ -66,27 +66,16 @@ fn unit(s: &str) -> Result<f64, String> {
     }
 }
 
-/// `--chunk`: 1 to [`MAX_CHUNK`] tokens.
-pub fn chunk_size(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=MAX_CHUNK).contains(&n) => Ok(n),
-        _ => Err(format!("`{s}` is not a chunk size from 1 to {MAX_CHUNK} tokens")),
-    }
-}
-
-/// `-t`: 1 to [`MAX_THREADS`] threads.
-pub fn thread_count(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(n) if (1..=MAX_THREADS).contains(&(n as usize)) => Ok(n),
-        _ => Err(format!("`{s}` is not a thread count from 1 to {MAX_THREADS}")),
-    }
-}
-
-/// A parser for a count from 0 to `max` (flags whose value sizes a buffer).
-pub fn count_up_to(max: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+/// A parser for a count of `unit` from `min` to `max`: the flags whose value sizes a
+/// buffer or the thread pool (`--chunk` 1 to [`MAX_CHUNK`], `-t` 1 to [`MAX_THREADS`]).
+pub fn count_in(
+    min: usize,
+    max: usize,
+    unit: &'static str,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
     move |s: &str| match s.parse::<usize>() {
-        Ok(n) if n <= max => Ok(n),
-        _ => Err(format!("`{s}` is not a number from 0 to {max}")),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a number of {unit} from {min} to {max}")),
     }
 }
 
@@ -162,22 +151,22 @@ impl SamplingArgs {
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Tokens per prefill chunk (at most 1024).
-    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = chunk_size)]
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = count_in(1, MAX_CHUNK, "tokens"))]
     pub chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]
     pub kernels: Option<String>,
     /// Threads the matrix products are split across (default: RWKV7_THREADS, else every
     /// core). Results are identical for any count.
-    #[arg(short = 't', long, value_name = "N", value_parser = thread_count)]
-    pub threads: Option<u32>,
+    #[arg(short = 't', long, value_name = "N", value_parser = count_in(1, MAX_THREADS, "threads"))]
+    pub threads: Option<usize>,
 }
 
 impl RunArgs {
     /// The thread pool `-t` asks for (else the default one).
     pub fn pool(&self) -> Result<ThreadPool> {
         match self.threads {
-            Some(n) => ThreadPool::new(n as usize).context("starting worker threads"),
+            Some(n) => ThreadPool::new(n).context("starting worker threads"),
             None => Ok(ThreadPool::from_env()),
         }
     }

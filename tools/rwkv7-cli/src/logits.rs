@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(short, long)]
     output: PathBuf,
     /// Tokens per prefill chunk in seq mode (at most 1024).
-    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = crate::common::chunk_size)]
+    #[arg(long, default_value_t = DEFAULT_CHUNK, value_parser = crate::common::count_in(1, rwkv7::MAX_CHUNK, "tokens"))]
     chunk: usize,
     /// Kernel set (default: the best for this CPU; also RWKV7_KERNELS).
     #[arg(long)]
