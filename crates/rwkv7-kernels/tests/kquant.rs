@@ -305,7 +305,7 @@ const TYPES: [Ty; 6] = [Ty::Q4K, Ty::Q5K, Ty::Q6K, Ty::Q4_1, Ty::Q5_0, Ty::Q5_1]
 /// magnitudes and the quantized activations), plus decode/prefill and row-split
 /// independence. Shapes: odd row counts around the 2/4-row tiles, tokens 1..=9, one to
 /// three super-blocks, the 4096-column panel edge (16 and 17 super-blocks), 2048 and 5120,
-/// and a decode call over three panels and several row blocks.
+/// and a wide decode call over three panels.
 #[test]
 fn matmul_matches_scalar() {
     let sets = kernel_sets("kquant matmul");
@@ -322,8 +322,8 @@ fn matmul_matches_scalar() {
         shapes.push((3, cols, 1));
         shapes.push((5, cols, 9));
     }
-    // Decode across three panels (the last one partial), in several row blocks of every
-    // panel (`decode_panels`: 16 to 32 rows at this width, by type).
+    // Decode across three panels (the last one partial): one wide decode call, each row
+    // in one pass (`wide_decode`); the 9-token shapes above compare it with panel by panel.
     shapes.push((77, 8448, 1));
     shapes.push((0, 256, 2));
     shapes.push((3, 256, 0));

@@ -62,7 +62,7 @@ fn run(k: &KernelSet, m: &Matrix<'_>, x: &[f32], tokens: usize) -> Vec<f32> {
 /// Shapes `(rows, cols, tokens)`: every boundary of the tiles (rows 1..9 around the
 /// 2/4/8-row tiles, tokens around the 4-token groups), of SIMD widths (cols around 8 and
 /// 32), of the 4096-column activation panel, the real RWKV-7 widths 768, 1024, 2048,
-/// 2560 and ×4, a decode call over several panels and row blocks, and the 65536-row
+/// 2560 and ×4, a wide decode call over three panels, and the 65536-row
 /// head (kept cheap at 64 columns).
 fn shapes(quant: bool) -> Vec<(usize, usize, usize)> {
     let mut v = Vec::new();
@@ -85,8 +85,8 @@ fn shapes(quant: bool) -> Vec<(usize, usize, usize)> {
     }
     // Several cache row blocks (prefill sweeps row blocks × token groups).
     v.push((97, 4096, 5));
-    // Decode across three panels (the last one partial), in several row blocks of every
-    // panel (`decode_panels`: 24 rows of Q8_0, 56 of Q4_0 at this width).
+    // Decode across three panels (the last one partial): one wide decode call, each row
+    // in one pass (`wide_decode`); the 5-token shapes above compare it with panel by panel.
     v.push((125, 8192 + 32, 1));
     v.push((45, 768, 9));
     v.push((0, 64, 3));

@@ -12,7 +12,7 @@
 //! once per row tile. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, decode_panels, decode_row_blocks};
+use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, add_run, wide_decode};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 
@@ -33,13 +33,14 @@ pub(crate) trait KTile<W> {
         nb: usize,
     ) -> [[f32; T]; R];
 
-    /// `n` rows against `T` tokens: `store(i, t, int_tile::<1, T>([w + i·stride], xq, xd,
-    /// nb)[0][t])` for `i < n`, `t < T`, bit for bit. An ISA may override it to prepare
-    /// the tokens' activation terms once for all rows (the default runs the tile row by
-    /// row).
+    /// `n` rows against `T` tokens: `store(i, t, s)` for `i < n`, `t < T`, where `s` is
+    /// the sum of row `w + i·stride` taken in runs of `panel` super-blocks (the last one
+    /// shorter), each run through `int_tile::<1, T>`, the runs added by [`add_run`], bit
+    /// for bit. An ISA may override it to prepare the tokens' activation terms once for
+    /// all rows (the default runs the tile row by row, run by run).
     ///
     /// # Safety
-    /// Rows `w + i·stride` for `i < n` valid for `nb` blocks; otherwise as
+    /// Rows `w + i·stride` for `i < n` valid for `nb` blocks, `panel ≥ 1`; otherwise as
     /// [`KTile::int_tile`].
     #[inline(always)]
     unsafe fn int_rows<const T: usize>(
@@ -49,14 +50,22 @@ pub(crate) trait KTile<W> {
         xq: [*const i8; T],
         xd: [*const f32; T],
         nb: usize,
+        panel: usize,
         store: &mut impl FnMut(usize, usize, f32),
     ) where
         Self: Sized,
+        W: KBlock,
     {
         for i in 0..n {
-            // SAFETY: forwarded contract, row `i`.
-            let res = unsafe { Self::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
-            for (t, &v) in res[0].iter().enumerate() {
+            let row = w.wrapping_add(i * stride);
+            let mut sums = [0.0; T];
+            for b0 in (0..nb).step_by(panel) {
+                let (xq, xd) = (xq.map(|p| p.wrapping_add(b0 * W::ELEMS)), xd.map(|p| p.wrapping_add(b0)));
+                let len = (nb - b0).min(panel);
+                // SAFETY: forwarded contract, row `i`, super-blocks `b0..b0 + len`.
+                add_run(&mut sums, b0, unsafe { Self::int_tile::<1, T>([row.wrapping_add(b0)], xq, xd, len)[0] });
+            }
+            for (t, &v) in sums.iter().enumerate() {
                 store(i, t, v);
             }
         }
@@ -77,16 +86,13 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
     }
     let mut acts = ActPanel::new();
     let per_panel = PANEL / W::ELEMS;
-    if let Some(panels) = decode_panels(job.tokens, nb, per_panel) {
-        // SAFETY: the ISA is the caller's promise; `panels ≤ SUPER_T`.
-        unsafe { acts.quantize_panels::<K>(W::ELEMS, &job.x[..job.cols]) };
-        for rows in decode_row_blocks(job.count, nb * core::mem::size_of::<W>()) {
-            for p in 0..panels {
-                // SAFETY: shapes checked above, panel `p` is in slot `p`, and the ISA is
-                // the caller's promise.
-                unsafe { rows_int::<W, K, 1>(job, out, &Panel::decode(&acts, p, per_panel, nb), rows.clone()) };
-            }
-        }
+    if wide_decode(job.tokens, nb, per_panel) {
+        // SAFETY: the ISA is the caller's promise; the row spans at most `SUPER_T` panels.
+        unsafe { acts.quantize_wide::<K>(W::ELEMS, &job.x[..job.cols]) };
+        let whole = Panel { acts: &acts, t0: 0, b0: 0, pb: nb, nb };
+        // SAFETY: shapes checked above, the whole row was just quantized, and the ISA is
+        // the caller's promise.
+        unsafe { rows_int::<W, K, 1>(job, out, &whole, 0..job.count) };
         return;
     }
     let mut s0 = 0;
@@ -100,7 +106,7 @@ pub(crate) unsafe fn kquant_matmul_int<W: KBlock, K: KTile<W> + QuantizeActs>(jo
                 // SAFETY: the ISA is the caller's promise.
                 unsafe { acts.quantize::<K>(t, W::ELEMS, src) };
             }
-            let p = Panel { acts: &acts, slot: 0, t0: s0, b0, pb, nb };
+            let p = Panel { acts: &acts, t0: s0, b0, pb, nb };
             // SAFETY: shapes checked above, the panel's `sn` tokens were just written, and
             // the ISA is the caller's promise.
             unsafe { with_token_count!(sn, rows_int::<W, K>(job, out, &p, 0..job.count)) };
@@ -121,10 +127,10 @@ unsafe fn rows_int<W: KBlock, K: KTile<W>, const T: usize>(
     p: &Panel<'_>,
     rows: core::ops::Range<usize>,
 ) {
-    let (xq, xd) = p.acts.tokens::<T>(p.slot);
+    let (xq, xd) = p.acts.tokens::<T>(0);
     let mut store = p.writer(out, job.count, rows.start);
     let w0 = job.w[(job.first + rows.start) * p.nb + p.b0..].as_ptr();
     // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
     // left from block `b0`; the panel holds `T` tokens' `pb` blocks.
-    unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, &mut store) };
+    unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, PANEL / W::ELEMS, &mut store) };
 }

@@ -126,17 +126,20 @@ impl ActPanel {
         unsafe { K::quantize(src.as_ptr(), xq.add(t * XQ_STRIDE), xd.add(t * XD_STRIDE), block, blocks) };
     }
 
-    /// Quantizes one token's row `x` (at most [`SUPER_T`] panels) panel `p` into slot
-    /// `p`, for [`decode_panels`].
+    /// Quantizes one token's whole row `x` (at most [`SUPER_T`] panels: the buffers hold
+    /// that many panels' quants and scales) as one run from the buffers' start, for
+    /// [`wide_decode`]: the quants and scales of every panel then follow each other.
     ///
     /// # Safety
     /// The CPU must support `K`'s ISA.
     #[inline(always)]
-    unsafe fn quantize_panels<K: QuantizeActs>(&mut self, block: usize, x: &[f32]) {
-        for (p, src) in x.chunks(PANEL).enumerate() {
-            // SAFETY: forwarded; `quantize` checks `p < SUPER_T`.
-            unsafe { self.quantize::<K>(p, block, src) };
-        }
+    unsafe fn quantize_wide<K: QuantizeActs>(&mut self, block: usize, x: &[f32]) {
+        let blocks = x.len() / block;
+        assert!(block.is_multiple_of(QK) && blocks * block <= PANEL * SUPER_T);
+        let (xq, xd) = (self.xq.as_mut_ptr().cast::<i8>(), self.xd.as_mut_ptr().cast::<f32>());
+        // SAFETY: `x` holds `block·blocks` floats; the buffers hold `XQ_STRIDE·SUPER_T ≥
+        // PANEL·SUPER_T` quants and `XD_STRIDE·SUPER_T ≥ PANEL·SUPER_T/32 ≥ blocks` scales.
+        unsafe { K::quantize(x.as_ptr(), xq, xd, block, blocks) };
     }
 
     /// Pointers to the quants and scales of tokens `t0..t0 + T`.
@@ -178,29 +181,21 @@ fn row_blocks(count: usize, rb: usize) -> impl Iterator<Item = Range<usize>> {
     (0..count).step_by(rb).map(move |i0| i0..(i0 + rb).min(count))
 }
 
-/// Bytes of weight rows a single-token call sweeps across all its panels before moving
-/// on ([`decode_panels`]): half of a 512 KiB L2, so that the lines a row's prefetch
-/// brings in past its current panel are still there when the next panel reads them.
-const DECODE_ROW_BLOCK_BYTES: usize = 256 * 1024;
-
-/// For one token (decode) whose rows span 2 to [`SUPER_T`] panels of `per_panel` units
-/// (`nb` units per row): the number of panels. The call then quantizes panel `p` into
-/// buffer slot `p` once and runs row block by row block, every panel of a block before
-/// the next block, instead of every row for one panel and then every row again for the
-/// next. Panel by panel, each row was read in separate strided passes (half a row, skip
-/// half a row), and the prefetch running past a panel's end fetched lines that were
-/// evicted before the next pass: matrices wider than one panel (the 1.5B model's FFN
-/// value projection, 8192 columns) streamed at about half the bandwidth of narrower ones.
-/// Results are unchanged: every output still adds the panels in order.
-fn decode_panels(tokens: usize, nb: usize, per_panel: usize) -> Option<usize> {
+/// Whether a call is one token (decode) whose rows span 2 to [`SUPER_T`] panels of
+/// `per_panel` units (`nb` units per row). Such a call quantizes the whole row once
+/// ([`ActPanel::quantize_wide`]) and runs every row once, from its first unit to its
+/// last, in one `int_rows` call that reduces each panel's run of units on its own and
+/// adds the runs in order: the same operations, so the same bits, as panel by panel.
+///
+/// Panel by panel, each row was read in separate strided passes (the first 4096 columns
+/// of every row, then the next), and a row's prefetch ran past its panel into lines
+/// that the next pass found gone; row blocks of 256 KiB, every panel of a block before
+/// the next, still started every strided piece cold. One pass per row is one linear
+/// stream through the matrix: 1.2–2× faster on one thread (`tools/kernel-ab`, the table
+/// in KERNELS.md, "Decode of rows wider than one panel").
+fn wide_decode(tokens: usize, nb: usize, per_panel: usize) -> bool {
     let panels = nb.div_ceil(per_panel.max(1));
-    (tokens == 1 && (2..=SUPER_T).contains(&panels)).then_some(panels)
-}
-
-/// The row blocks of a [`decode_panels`] call: [`DECODE_ROW_BLOCK_BYTES`] of rows of
-/// `row_bytes` each.
-fn decode_row_blocks(count: usize, row_bytes: usize) -> impl Iterator<Item = Range<usize>> {
-    row_blocks(count, rows_fitting(DECODE_ROW_BLOCK_BYTES, row_bytes))
+    tokens == 1 && (2..=SUPER_T).contains(&panels)
 }
 
 /// A micro-kernel for float-typed weights (f32, f16, bf16).
@@ -240,12 +235,14 @@ pub(crate) trait QuantTile<W> {
         nb: usize,
     ) -> [[f32; T]; R];
 
-    /// `n` rows against `T` tokens: `store(i, t, int_tile::<1, T>([w + i·stride], xq, xd,
-    /// nb)[0][t])` for `i < n`, `t < T`, bit for bit. A set may override it to prepare the
-    /// tokens' activations once for all the rows (the default runs the tile row by row).
+    /// `n` rows against `T` tokens: `store(i, t, s)` for `i < n`, `t < T`, where `s` is
+    /// the sum of row `w + i·stride` taken in runs of `panel` blocks (the last one
+    /// shorter), each run through `int_tile::<1, T>`, the runs added by [`add_run`], bit
+    /// for bit. A set may override it to prepare the tokens' activations once for all
+    /// the rows (the default runs the tile row by row, run by run).
     ///
     /// # Safety
-    /// Rows `w + i·stride` for `i < n` valid for `nb` blocks; otherwise as
+    /// Rows `w + i·stride` for `i < n` valid for `nb` blocks, `panel ≥ 1`; otherwise as
     /// [`QuantTile::int_tile`].
     #[inline(always)]
     unsafe fn int_rows<const T: usize>(
@@ -255,20 +252,23 @@ pub(crate) trait QuantTile<W> {
         xq: [*const i8; T],
         xd: [*const f32; T],
         nb: usize,
+        panel: usize,
         store: &mut impl FnMut(usize, usize, f32),
     ) where
         Self: Sized,
     {
         // SAFETY: forwarded contract.
-        unsafe { int_rows_by_tile::<W, Self, T>(w, stride, n, xq, xd, nb, store) }
+        unsafe { int_rows_by_tile::<W, Self, T>(w, stride, n, xq, xd, nb, panel, store) }
     }
 }
 
-/// [`QuantTile::int_rows`] one row at a time through `K::int_tile::<1, T>`.
+/// [`QuantTile::int_rows`] one row and one run of `panel` blocks at a time through
+/// `K::int_tile::<1, T>`.
 ///
 /// # Safety
 /// As [`QuantTile::int_rows`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn int_rows_by_tile<W, K: QuantTile<W>, const T: usize>(
     w: *const W,
     stride: usize,
@@ -276,14 +276,34 @@ pub(crate) unsafe fn int_rows_by_tile<W, K: QuantTile<W>, const T: usize>(
     xq: [*const i8; T],
     xd: [*const f32; T],
     nb: usize,
+    panel: usize,
     store: &mut impl FnMut(usize, usize, f32),
 ) {
     for i in 0..n {
-        // SAFETY: forwarded contract, row `i`.
-        let res = unsafe { K::int_tile::<1, T>([w.wrapping_add(i * stride)], xq, xd, nb) };
-        for (t, &v) in res[0].iter().enumerate() {
+        let row = w.wrapping_add(i * stride);
+        let mut sums = [0.0; T];
+        for b0 in (0..nb).step_by(panel) {
+            let (xq, xd) = (xq.map(|p| p.wrapping_add(b0 * QK)), xd.map(|p| p.wrapping_add(b0)));
+            let len = (nb - b0).min(panel);
+            // SAFETY: forwarded contract, row `i`, blocks `b0..b0 + len`.
+            add_run(&mut sums, b0, unsafe { K::int_tile::<1, T>([row.wrapping_add(b0)], xq, xd, len)[0] });
+        }
+        for (t, &v) in sums.iter().enumerate() {
             store(i, t, v);
         }
+    }
+}
+
+/// Adds the sums of a row's run of units that starts at unit `b0` to the row's `total`:
+/// the first run (`b0 = 0`) sets it, later ones add, `((s₀ + s₁) + s₂) …`, which is what
+/// a call per panel gives when the first panel writes each output and later ones add
+/// to it. (The ISA files write their run loops out rather than pass a closure of
+/// intrinsics to a helper: such a closure, when not inlined, loses the caller's target
+/// features and makes a call per intrinsic, 15–50× slower here.)
+#[inline(always)]
+pub(crate) fn add_run<const T: usize>(total: &mut [f32; T], b0: usize, run: [f32; T]) {
+    for t in 0..T {
+        total[t] = if b0 == 0 { run[t] } else { total[t] + run[t] };
     }
 }
 
@@ -392,17 +412,13 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
         return;
     }
     let mut acts = ActPanel::new();
-    if let Some(panels) = decode_panels(job.tokens, nb, PANEL / QK) {
-        // SAFETY: the ISA is the caller's promise; `panels ≤ SUPER_T`.
-        unsafe { acts.quantize_panels::<K>(QK, &job.x[..job.cols]) };
-        for rows in decode_row_blocks(job.count, nb * core::mem::size_of::<W>()) {
-            for p in 0..panels {
-                let panel = Panel::decode(&acts, p, PANEL / QK, nb);
-                // SAFETY: shapes were checked above, panel `p` is in slot `p`, and the ISA
-                // is the caller's promise.
-                unsafe { quant_rows_int::<W, K, 1>(job, out, &panel, rows.clone()) };
-            }
-        }
+    if wide_decode(job.tokens, nb, PANEL / QK) {
+        // SAFETY: the ISA is the caller's promise; the row spans at most `SUPER_T` panels.
+        unsafe { acts.quantize_wide::<K>(QK, &job.x[..job.cols]) };
+        let whole = Panel { acts: &acts, t0: 0, b0: 0, pb: nb, nb };
+        // SAFETY: shapes were checked above, the whole row was just quantized, and the ISA
+        // is the caller's promise.
+        unsafe { quant_rows_int::<W, K, 1>(job, out, &whole, 0..job.count) };
         return;
     }
     let mut s0 = 0;
@@ -418,7 +434,7 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
             }
             let rb = row_block(job.count, pb * core::mem::size_of::<W>(), sn);
             for rows in row_blocks(job.count, rb) {
-                let panel = Panel { acts: &acts, slot: 0, t0: s0, b0, pb, nb };
+                let panel = Panel { acts: &acts, t0: s0, b0, pb, nb };
                 // SAFETY: shapes were checked above, the panel's `sn` tokens were just
                 // written, and the ISA is the caller's promise.
                 unsafe { with_token_count!(sn, quant_rows_int::<W, K>(job, out, &panel, rows)) };
@@ -430,25 +446,17 @@ pub(crate) unsafe fn quant_matmul_int<W, K: QuantTile<W> + QuantizeActs>(job: &M
 }
 
 /// One quantized activation panel: tokens `t0..` (buffer tokens `0..`), weight units
-/// (blocks or super-blocks) `b0..b0 + pb` of `nb` per row. Shared with the K-quant driver.
+/// (blocks or super-blocks) `b0..b0 + pb` of `nb` per row; for [`wide_decode`], one
+/// token's whole row (`pb = nb`, several panels). Shared with the K-quant driver.
 struct Panel<'a> {
     acts: &'a ActPanel,
-    /// The buffer slot of the panel's first token (see [`decode_panels`]).
-    slot: usize,
     t0: usize,
     b0: usize,
     pb: usize,
     nb: usize,
 }
 
-impl<'a> Panel<'a> {
-    /// Panel `p` of a single token quantized by [`ActPanel::quantize_panels`], for rows of
-    /// `nb` units, `per_panel` to a panel.
-    fn decode(acts: &'a ActPanel, p: usize, per_panel: usize, nb: usize) -> Self {
-        let b0 = p * per_panel;
-        Panel { acts, slot: p, t0: 0, b0, pb: nb.saturating_sub(b0).min(per_panel), nb }
-    }
-
+impl Panel<'_> {
     /// The store for output `(row i0 + i, token t)` of a call with `count` rows: the first
     /// panel of a row writes it, later panels add their partial sums.
     #[inline(always)]
@@ -473,12 +481,12 @@ unsafe fn quant_rows_int<W, K: QuantTile<W>, const T: usize>(
     p: &Panel<'_>,
     rows: Range<usize>,
 ) {
-    let (xq, xd) = p.acts.tokens::<T>(p.slot);
+    let (xq, xd) = p.acts.tokens::<T>(0);
     let mut store = p.writer(out, job.count, rows.start);
     let w0 = job.w[(job.first + rows.start) * p.nb + p.b0..].as_ptr();
     // SAFETY: rows `first + rows` are inside the checked matrix, each with `pb` blocks
     // left from block `b0`; the panel holds `T` tokens' `pb` blocks.
-    unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, &mut store) };
+    unsafe { K::int_rows::<T>(w0, p.nb, rows.len(), xq, xd, p.pb, PANEL / QK, &mut store) };
 }
 
 /// The dequantize-path driver for block weights: row blocks, token groups of up to

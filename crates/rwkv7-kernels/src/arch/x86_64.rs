@@ -809,9 +809,10 @@ unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
 }
 
 /// [`QuantTile::int_rows`] for a [`PairBlock`]: the tokens' groups are prepared once, on
-/// the stack (at most a panel's 16 groups per token), stored group-major so that the `T`
-/// tokens of a group sit together in L1 (token-major, they would lie a multiple of 4 KiB
-/// apart, in the same L1 set); then each row runs exactly [`pair_int_tile`]'s operations.
+/// the stack (a panel's 16 groups for up to 8 tokens, or one token's whole row of up to 8
+/// panels), stored group-major so that the `T` tokens of a group sit together in L1
+/// (token-major, they would lie a multiple of 4 KiB apart, in the same L1 set); then each
+/// row runs, run of `panel` blocks by run, exactly [`pair_int_tile`]'s operations.
 ///
 /// # Safety
 /// As [`QuantTile::int_rows`].
@@ -823,42 +824,80 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
     xq: [*const i8; T],
     xd: [*const f32; T],
     nb: usize,
+    panel: usize,
     store: &mut impl FnMut(usize, usize, f32),
 ) where
     Avx2: QuantTile<W>,
 {
-    const MAX_GROUPS: usize = super::PANEL / QK / GROUP;
+    const MAX_PREPARED: usize = super::SUPER_T * super::PANEL / QK / GROUP;
     let groups = nb / GROUP;
-    if groups > MAX_GROUPS {
-        // Not reached through the driver (a panel has at most MAX_GROUPS groups).
+    if groups * T > MAX_PREPARED || !panel.is_multiple_of(GROUP) {
+        // Not reached through the driver (see above; its panels are whole groups).
         // SAFETY: forwarded contract.
-        unsafe { super::int_rows_by_tile::<W, Avx2, T>(w, stride, n, xq, xd, nb, store) };
+        unsafe { super::int_rows_by_tile::<W, Avx2, T>(w, stride, n, xq, xd, nb, panel, store) };
         return;
     }
     // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales
-    // per token, and the ISA; `prepared` holds `groups ≤ MAX_GROUPS` entries per token.
+    // per token, and the ISA; `prepared` holds `groups·T ≤ MAX_PREPARED` entries.
     unsafe {
         // Uninitialised on purpose (zeroing up to 40 KiB per call is measurable): only
-        // the first `groups` entries are written, and only those are read.
-        let mut prepared = [[const { core::mem::MaybeUninit::<GroupX>::uninit() }; T]; MAX_GROUPS];
-        for (g, per_token) in prepared.iter_mut().enumerate().take(groups) {
+        // the first `groups·T` entries are written, and only those are read.
+        let mut prepared = [const { core::mem::MaybeUninit::<GroupX>::uninit() }; MAX_PREPARED];
+        for g in 0..groups {
             for t in 0..T {
-                per_token[t].write(prep_group::<W>(xq[t], xd[t], g * GROUP));
+                prepared[g * T + t].write(prep_group::<W>(xq[t], xd[t], g * GROUP));
             }
+        }
+        let prepared = prepared.as_ptr();
+        if nb > panel {
+            // A wide decode row: each run reduced alone, the runs added in order.
+            for i in 0..n {
+                let row = w.add(i * stride);
+                let mut sums = [0.0; T];
+                for b0 in (0..nb).step_by(panel) {
+                    let b1 = (b0 + panel).min(nb);
+                    super::add_run(&mut sums, b0, hsum_all(&[prepared_run(row, xq, xd, prepared, b0, b1)])[0]);
+                }
+                for (t, &v) in sums.iter().enumerate() {
+                    store(i, t, v);
+                }
+            }
+            return;
         }
         let mut sums = RowSums::<T>::new(n);
         for i in 0..n {
-            let row = w.add(i * stride);
-            let mut acc = [[_mm256_setzero_ps(); T]; 1];
-            for (g, per_token) in prepared.iter().enumerate().take(groups) {
-                let (wg, dw) = (prep_group_w(row, g * GROUP), group_scales(row.add(g * GROUP)));
-                for t in 0..T {
-                    acc[0][t] = group_fma::<W>(&wg, dw, per_token[t].assume_init_ref(), acc[0][t]);
-                }
-            }
-            int_blocks_single([row], xq, xd, groups * GROUP, nb, &mut acc);
-            sums.push(i, &acc[0], store);
+            sums.push(i, &prepared_run(w.add(i * stride), xq, xd, prepared, 0, nb), store);
         }
+    }
+}
+
+/// Blocks `b0..b1` of `row` (`b0` a multiple of [`GROUP`]) into a fresh accumulator per
+/// token: whole groups through [`group_fma`] with the groups `prepared` by
+/// [`pair_int_rows`] (entry `g·T + t`), then the blocks after the last whole group.
+///
+/// # Safety
+/// `row` valid for `b1` blocks, `xq[t]` for `32·b1` quants, `xd[t]` for `b1` scales,
+/// `prepared` initialised for the groups up to `b1 / GROUP`; AVX2, FMA and F16C enabled.
+#[inline(always)]
+unsafe fn prepared_run<W: PairBlock, const T: usize>(
+    row: *const W,
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+    prepared: *const core::mem::MaybeUninit<GroupX>,
+    b0: usize,
+    b1: usize,
+) -> [__m256; T] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); T]; 1];
+        for g in b0 / GROUP..b1 / GROUP {
+            let (wg, dw) = (prep_group_w(row, g * GROUP), group_scales(row.add(g * GROUP)));
+            for t in 0..T {
+                acc[0][t] = group_fma::<W>(&wg, dw, (*prepared.add(g * T + t)).assume_init_ref(), acc[0][t]);
+            }
+        }
+        int_blocks_single([row], xq, xd, b1 / GROUP * GROUP, b1, &mut acc);
+        acc[0]
     }
 }
 
@@ -886,10 +925,11 @@ macro_rules! pair_quant_tile {
                 xq: [*const i8; T],
                 xd: [*const f32; T],
                 nb: usize,
+                panel: usize,
                 store: &mut impl FnMut(usize, usize, f32),
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { pair_int_rows(w, stride, n, xq, xd, nb, store) }
+                unsafe { pair_int_rows(w, stride, n, xq, xd, nb, panel, store) }
             }
 
             #[inline(always)]

@@ -35,8 +35,8 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::kquant::{KTile, kquant_matmul_int};
-use super::x86_64::RowSums;
-use super::{PANEL, PREFETCH_BYTES, QuantizeActs};
+use super::x86_64::{RowSums, hsum};
+use super::{PANEL, PREFETCH_BYTES, QuantizeActs, SUPER_T, add_run};
 use crate::MatmulJob;
 use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K};
 
@@ -487,44 +487,89 @@ impl KRow for BlockQ6K {
 /// `n` rows (row `i` at `row(i)`, `nb` super-blocks each) against `T` tokens, token `t`'s
 /// terms for super-block `b` given by `x(b, t)`: each row's super-blocks are unpacked
 /// once, and every output accumulates its super-blocks in order into one 8-lane
-/// accumulator, reduced by [`RowSums`].
+/// accumulator. Rows of one run (`WIDE` false, `nb ≤ panel`) are reduced by [`RowSums`];
+/// the rows of a wide decode call (`WIDE`) by runs of `panel` super-blocks, each reduced
+/// alone and added in order ([`add_run`]). (Two instantiations rather than a branch on
+/// `nb > panel`, so that the narrow loop, which most decode products run, holds no code
+/// of the wide one.)
 ///
 /// # Safety
 /// Every row valid for `nb` blocks, `xq[t]` for `256·nb` quants; AVX2, FMA and F16C
 /// enabled.
 #[inline(always)]
-unsafe fn rows_with<W: KRow, const T: usize>(
+unsafe fn rows_with<W: KRow, const T: usize, const WIDE: bool>(
     row: impl Fn(usize) -> *const W,
     n: usize,
     xq: [*const i8; T],
     nb: usize,
+    panel: usize,
     x: impl Fn(usize, usize) -> W::X,
     mut store: impl FnMut(usize, usize, f32),
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        let mut sums = RowSums::<T>::new(n);
-        for i in 0..n {
-            let w = row(i);
-            let mut acc = [_mm256_setzero_ps(); T];
-            for b in 0..nb {
-                let wb = W::prep_w(w.add(b));
-                for t in 0..T {
-                    acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x(b, t), acc[t]);
+        if WIDE {
+            for i in 0..n {
+                let w = row(i);
+                let mut sums = [0.0; T];
+                for b0 in (0..nb).step_by(panel) {
+                    let acc = run(w, xq, &x, b0, (b0 + panel).min(nb));
+                    let mut run_sums = [0.0; T];
+                    for t in 0..T {
+                        run_sums[t] = hsum(acc[t]);
+                    }
+                    add_run(&mut sums, b0, run_sums);
+                }
+                for (t, &v) in sums.iter().enumerate() {
+                    store(i, t, v);
                 }
             }
-            sums.push(i, &acc, &mut store);
+            return;
+        }
+        let mut sums = RowSums::<T>::new(n);
+        for i in 0..n {
+            sums.push(i, &run(row(i), xq, &x, 0, nb), &mut store);
         }
     }
 }
 
-/// [`KTile::int_rows`]: the tokens' terms prepared once on the stack (a panel's 16
-/// super-blocks at most, super-block-major so that the `T` tokens of a super-block sit
-/// together), then [`rows_with`].
+/// Super-blocks `b0..b1` of the row at `w` into a fresh accumulator per token (terms as
+/// in [`rows_with`]).
+///
+/// # Safety
+/// As [`rows_with`], for super-blocks `b0..b1`.
+#[inline(always)]
+unsafe fn run<W: KRow, const T: usize>(
+    w: *const W,
+    xq: [*const i8; T],
+    x: &impl Fn(usize, usize) -> W::X,
+    b0: usize,
+    b1: usize,
+) -> [__m256; T] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); T];
+        for b in b0..b1 {
+            let wb = W::prep_w(w.add(b));
+            for t in 0..T {
+                acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x(b, t), acc[t]);
+            }
+        }
+        acc
+    }
+}
+
+/// Most prepared super-block terms [`int_rows`] keeps on the stack: a panel's 16
+/// super-blocks for each of 8 tokens, or one token's whole row of up to 8 panels.
+const MAX_PREPARED: usize = SUPER_T * PANEL_BLOCKS;
+
+/// [`KTile::int_rows`]: the tokens' terms prepared once on the stack (super-block-major,
+/// so that the `T` tokens of a super-block sit together), then [`rows_with`].
 ///
 /// # Safety
 /// As [`KTile::int_rows`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn int_rows<W: KRow, const T: usize>(
     w: *const W,
     stride: usize,
@@ -532,25 +577,39 @@ unsafe fn int_rows<W: KRow, const T: usize>(
     xq: [*const i8; T],
     xd: [*const f32; T],
     nb: usize,
+    panel: usize,
     store: &mut impl FnMut(usize, usize, f32),
 ) {
     let row = |i: usize| w.wrapping_add(i * stride);
     // SAFETY: the caller guarantees `nb` blocks per row, `256·nb` quants and `nb`
     // scales per token, and the ISA.
     unsafe {
-        if nb > PANEL_BLOCKS {
-            // Not reached through the driver (a panel has at most PANEL_BLOCKS blocks).
-            return rows_with(row, n, xq, nb, |b, t| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)), store);
-        }
-        // Uninitialised on purpose (it is up to 16 KiB): only the first `nb` blocks
-        // are written, and only those are read.
-        let mut xs = [[const { MaybeUninit::<W::X>::uninit() }; T]; PANEL_BLOCKS];
-        for (b, per_token) in xs.iter_mut().enumerate().take(nb) {
-            for t in 0..T {
-                per_token[t].write(W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)));
+        if nb <= PANEL_BLOCKS {
+            // Uninitialised on purpose (it is up to 8 KiB): only the first `nb` blocks
+            // are written, and only those are read.
+            let mut xs = [[const { MaybeUninit::<W::X>::uninit() }; T]; PANEL_BLOCKS];
+            for (b, per_token) in xs.iter_mut().enumerate().take(nb) {
+                for t in 0..T {
+                    per_token[t].write(W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)));
+                }
             }
+            return rows_with::<W, T, false>(row, n, xq, nb, panel, |b, t| xs[b][t].assume_init(), store);
         }
-        rows_with(row, n, xq, nb, |b, t| xs[b][t].assume_init(), store)
+        if T == 1 && nb <= MAX_PREPARED {
+            // A wide decode call: one token's whole row.
+            let mut xs = [const { MaybeUninit::<W::X>::uninit() }; MAX_PREPARED];
+            for (b, x) in xs.iter_mut().enumerate().take(nb) {
+                x.write(W::prep_x(xq[0].add(b * QK_K), *xd[0].add(b)));
+            }
+            return rows_with::<W, T, true>(row, n, xq, nb, panel, |b, _| xs[b].assume_init(), store);
+        }
+        // Not reached through the driver (see MAX_PREPARED).
+        let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b));
+        if nb > panel {
+            rows_with::<W, T, true>(row, n, xq, nb, panel, x, store)
+        } else {
+            rows_with::<W, T, false>(row, n, xq, nb, panel, x, store)
+        }
     }
 }
 
@@ -568,7 +627,7 @@ impl<W: KRow> KTile<W> for Avx2K {
         // SAFETY: forwarded contract.
         unsafe {
             let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b));
-            rows_with(|i| w[i], R, xq, nb, x, |i, t, v| res[i][t] = v);
+            rows_with::<W, T, false>(|i| w[i], R, xq, nb, nb, x, |i, t, v| res[i][t] = v);
         }
         res
     }
@@ -581,9 +640,10 @@ impl<W: KRow> KTile<W> for Avx2K {
         xq: [*const i8; T],
         xd: [*const f32; T],
         nb: usize,
+        panel: usize,
         store: &mut impl FnMut(usize, usize, f32),
     ) {
         // SAFETY: forwarded contract.
-        unsafe { int_rows(w, stride, n, xq, xd, nb, store) }
+        unsafe { int_rows(w, stride, n, xq, xd, nb, panel, store) }
     }
 }
