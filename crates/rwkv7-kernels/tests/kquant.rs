@@ -323,8 +323,10 @@ fn matmul_matches_scalar() {
         shapes.push((5, cols, 9));
     }
     // Decode across three panels (the last one partial): one wide decode call, each row
-    // in one pass (`wide_decode`); the 9-token shapes above compare it with panel by panel.
+    // in one pass (`wide_decode`); the 3-token shape compares three runs' sum with panel
+    // by panel bit for bit (the 9-token shapes above span two panels).
     shapes.push((77, 8448, 1));
+    shapes.push((3, 8448, 3));
     shapes.push((0, 256, 2));
     shapes.push((3, 256, 0));
     for (rows, cols, tokens) in shapes {

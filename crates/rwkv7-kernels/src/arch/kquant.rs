@@ -4,7 +4,8 @@
 //! `arch/mod.rs`: per group of up to [`SUPER_T`] tokens and per [`PANEL`] of columns the
 //! activations are quantized once, with one scale per super-block ([`KBlock::ELEMS`]
 //! values); then every weight row of the call is multiplied
-//! against all the group's tokens, one row at a time ([`KTile::int_rows`]). A weight
+//! against all the group's tokens, one row at a time ([`KTile::int_rows`]; one token
+//! over several panels: every row in one pass, `wide_decode` in `arch/mod.rs`). A weight
 //! unit holds [`KBlock::ELEMS`] = 256 columns instead of 32, so a panel is
 //! `PANEL / 256` = 16 super-blocks. One row at a time keeps a single linear stream
 //! through the weights (decode is memory-bound, see [`super::PREFETCH_BYTES`]), and the
@@ -72,7 +73,8 @@ pub(crate) trait KTile<W> {
     }
 }
 
-/// The driver. The first panel writes `out`, later ones add to it.
+/// The driver. The first panel writes `out`, later ones add to it; one token over 2 to
+/// [`SUPER_T`] panels is one pass per row instead (`wide_decode`), with the same results.
 ///
 /// # Safety
 /// The CPU must support `K`'s ISA. Shapes are checked here.

@@ -97,9 +97,11 @@ const XQ_STRIDE: usize = PANEL + 64;
 /// scales plus 16 floats (one cache line), for the same reason as [`XQ_STRIDE`].
 const XD_STRIDE: usize = PANEL / QK + 16;
 
-/// The quantized activations of up to [`SUPER_T`] tokens over one panel, on the stack.
+/// The quantized activations of up to [`SUPER_T`] tokens over one panel, or of one
+/// token over up to [`SUPER_T`] panels ([`ActPanel::quantize_wide`]), on the stack.
 /// Uninitialised on purpose (zeroing 37 KiB per matrix call is measurable on small
-/// matrices): only the parts [`ActPanel::quantize`] wrote are read, through raw pointers.
+/// matrices): only the parts [`ActPanel::quantize`] or [`ActPanel::quantize_wide`] wrote
+/// are read, through raw pointers.
 struct ActPanel {
     xq: MaybeUninit<[i8; XQ_STRIDE * SUPER_T]>,
     xd: MaybeUninit<[f32; XD_STRIDE * SUPER_T]>,
@@ -399,7 +401,8 @@ unsafe fn float_rows<W, K: FloatTile<W>, const R: usize, const T: usize>(
 /// The integer-path driver for block weights. Per group of up to [`SUPER_T`] tokens
 /// and per activation panel of [`PANEL`] columns, the activations are quantized once;
 /// then row blocks × token groups of up to [`MAX_T`] × row tiles sweep the panel. The
-/// first panel writes `out`, later ones add to it.
+/// first panel writes `out`, later ones add to it. One token over 2 to [`SUPER_T`]
+/// panels is one pass per row instead ([`wide_decode`]), with the same results.
 ///
 /// # Safety
 /// The CPU must support `K`'s ISA. Shapes are checked here.

@@ -75,7 +75,8 @@ impl QuantizeActs for Avx2K {
     }
 }
 
-/// Super-blocks per activation panel: the most a token's prepared terms need.
+/// Super-blocks per activation panel: the most a token's prepared terms need in a
+/// prefill panel (a wide decode row needs up to [`MAX_PREPARED`]).
 const PANEL_BLOCKS: usize = PANEL / QK_K;
 
 /// A K-quant block type as the AVX2 row kernel sees it.
@@ -584,7 +585,7 @@ unsafe fn int_rows<W: KRow, const T: usize>(
     // SAFETY: the caller guarantees `nb` blocks per row, `256·nb` quants and `nb`
     // scales per token, and the ISA.
     unsafe {
-        if nb <= PANEL_BLOCKS {
+        if nb <= PANEL_BLOCKS && nb <= panel {
             // Uninitialised on purpose (it is up to 8 KiB): only the first `nb` blocks
             // are written, and only those are read.
             let mut xs = [[const { MaybeUninit::<W::X>::uninit() }; T]; PANEL_BLOCKS];
