@@ -43,6 +43,14 @@ tools/kernel-ab/run.sh HEAD --calls 3 --types f32,f16,q8_0,q4_0,q4_k,q5_k,q6_k -
 cargo fmt --manifest-path tools/kernel-ab/Cargo.toml -- --check
 cargo clippy --manifest-path tools/kernel-ab/Cargo.toml --target-dir target/kernel-ab/target -- -D warnings
 
+# Intrinsics must be inlined into the kernels whatever the codegen-unit split: the
+# release binary built with one codegen unit (as LTO profiles are) must not call an
+# intrinsic or a kernel closure out of line (tools/check-inlining/run.sh says why).
+step "x86_64 release binary with one codegen unit: every intrinsic inlined"
+CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 cargo build --release --bin rwkv7 --locked --target-dir target/one-cgu
+tools/check-inlining/run.sh target/one-cgu/release/rwkv7
+drop_build_dir one-cgu
+
 # The command-line tools' integration tests start the tools' binaries as child processes:
 # those run natively (with AVX2), so under the emulator they check nothing new, and a
 # fork inside an emulated multi-threaded test process can deadlock in qemu-user (seen
@@ -79,6 +87,11 @@ CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linu
 # 32-bit Pi OS (armv7, scalar set) with the kernels, core, golden and demo-model tests.
 step "Raspberry Pi 5: kernels, core, end-to-end and rwkv7-pi tests on aarch64 under qemu -cpu cortex-a76"
 targets/raspberry-pi/cross-test.sh aarch64-a76
+
+step "aarch64 release-pi binary (fat LTO, one codegen unit): every intrinsic inlined"
+CARGO_PROFILE_RELEASE_PI_STRIP=none \
+  cargo build --profile release-pi -p rwkv7-pi --target aarch64-unknown-linux-gnu --locked
+tools/check-inlining/run.sh target/aarch64-unknown-linux-gnu/release-pi/rwkv7-pi aarch64-linux-gnu-objdump
 
 drop_build_dir aarch64-unknown-linux-gnu
 

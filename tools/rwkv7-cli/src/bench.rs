@@ -81,7 +81,7 @@ pub fn run(args: &Args) -> Result<()> {
         Some(n) => ThreadPool::new(n).context("starting worker threads")?,
         None => ThreadPool::from_env(),
     };
-    let mut runner = Runner::with_pool(&model, kernels, args.chunk.max(1), pool.clone());
+    let mut runner = Runner::with_pool(&model, kernels, args.chunk, pool.clone());
     let load = start.elapsed();
 
     let hp = *model.hparams();

@@ -13,7 +13,7 @@
 //! once per row tile. Kept separate from the Q8_0/Q4_0 driver so both can be tuned
 //! independently; the ISA files supply [`KTile`] micro-kernels.
 
-use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, add_run, wide_decode};
+use super::{ActPanel, PANEL, Panel, QuantizeActs, SUPER_T, add_run, runs, store_row, wide_decode};
 use crate::MatmulJob;
 use crate::kquant::KBlock;
 
@@ -60,15 +60,12 @@ pub(crate) trait KTile<W> {
         for i in 0..n {
             let row = w.wrapping_add(i * stride);
             let mut sums = [0.0; T];
-            for b0 in (0..nb).step_by(panel) {
+            for (b0, b1) in runs(nb, panel) {
                 let (xq, xd) = (xq.map(|p| p.wrapping_add(b0 * W::ELEMS)), xd.map(|p| p.wrapping_add(b0)));
-                let len = (nb - b0).min(panel);
-                // SAFETY: forwarded contract, row `i`, super-blocks `b0..b0 + len`.
-                add_run(&mut sums, b0, unsafe { Self::int_tile::<1, T>([row.wrapping_add(b0)], xq, xd, len)[0] });
+                // SAFETY: forwarded contract, row `i`, super-blocks `b0..b1`.
+                add_run(&mut sums, b0, unsafe { Self::int_tile::<1, T>([row.wrapping_add(b0)], xq, xd, b1 - b0)[0] });
             }
-            for (t, &v) in sums.iter().enumerate() {
-                store(i, t, v);
-            }
+            store_row(i, sums, store);
         }
     }
 }

@@ -284,15 +284,27 @@ pub(crate) unsafe fn int_rows_by_tile<W, K: QuantTile<W>, const T: usize>(
     for i in 0..n {
         let row = w.wrapping_add(i * stride);
         let mut sums = [0.0; T];
-        for b0 in (0..nb).step_by(panel) {
+        for (b0, b1) in runs(nb, panel) {
             let (xq, xd) = (xq.map(|p| p.wrapping_add(b0 * QK)), xd.map(|p| p.wrapping_add(b0)));
-            let len = (nb - b0).min(panel);
-            // SAFETY: forwarded contract, row `i`, blocks `b0..b0 + len`.
-            add_run(&mut sums, b0, unsafe { K::int_tile::<1, T>([row.wrapping_add(b0)], xq, xd, len)[0] });
+            // SAFETY: forwarded contract, row `i`, blocks `b0..b1`.
+            add_run(&mut sums, b0, unsafe { K::int_tile::<1, T>([row.wrapping_add(b0)], xq, xd, b1 - b0)[0] });
         }
-        for (t, &v) in sums.iter().enumerate() {
-            store(i, t, v);
-        }
+        store_row(i, sums, store);
+    }
+}
+
+/// The runs `(b0, b1)` of `panel` units that a row of `nb` units is summed in: `0..panel`,
+/// `panel..2·panel`, …, the last one shorter. `panel ≥ 1`.
+#[inline(always)]
+pub(crate) fn runs(nb: usize, panel: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..nb).step_by(panel).map(move |b0| (b0, (b0 + panel).min(nb)))
+}
+
+/// Hands row `i`'s finished sums to `store`, token by token.
+#[inline(always)]
+pub(crate) fn store_row<const T: usize>(i: usize, sums: [f32; T], store: &mut impl FnMut(usize, usize, f32)) {
+    for (t, v) in sums.into_iter().enumerate() {
+        store(i, t, v);
     }
 }
 

@@ -116,15 +116,21 @@ pub(super) unsafe fn hsum(v: __m256) -> f32 {
 unsafe fn hsum8(v: &[__m256; 8]) -> [f32; 8] {
     // SAFETY: AVX is enabled in the (inlining) caller; the store is to a local array.
     unsafe {
-        let halves = |a: __m256, b: __m256| {
-            _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(a, b), _mm256_permute2f128_ps::<0x31>(a, b))
-        };
-        let (s01, s23, s45, s67) = (halves(v[0], v[1]), halves(v[2], v[3]), halves(v[4], v[5]), halves(v[6], v[7]));
+        // Macros, not closures: a closure left out of line lacks the caller's target
+        // features, and every intrinsic in it becomes a call (KERNELS.md).
+        macro_rules! halves {
+            ($a:expr, $b:expr) => {
+                _mm256_add_ps(_mm256_permute2f128_ps::<0x20>($a, $b), _mm256_permute2f128_ps::<0x31>($a, $b))
+            };
+        }
+        let (s01, s23, s45, s67) = (halves!(v[0], v[1]), halves!(v[2], v[3]), halves!(v[4], v[5]), halves!(v[6], v[7]));
         // _MM_SHUFFLE(1, 0, 1, 0) and (3, 2, 3, 2): lanes 0, 1 (resp. 2, 3) of both inputs.
-        let pairs = |a: __m256, b: __m256| {
-            _mm256_add_ps(_mm256_shuffle_ps::<0b01_00_01_00>(a, b), _mm256_shuffle_ps::<0b11_10_11_10>(a, b))
-        };
-        let sums = _mm256_hadd_ps(pairs(s01, s23), pairs(s45, s67));
+        macro_rules! pairs {
+            ($a:expr, $b:expr) => {
+                _mm256_add_ps(_mm256_shuffle_ps::<0b01_00_01_00>($a, $b), _mm256_shuffle_ps::<0b11_10_11_10>($a, $b))
+            };
+        }
+        let sums = _mm256_hadd_ps(pairs!(s01, s23), pairs!(s45, s67));
         let mut lanes = [0.0f32; 8];
         _mm256_storeu_ps(lanes.as_mut_ptr(), sums);
         [lanes[0], lanes[4], lanes[1], lanes[5], lanes[2], lanes[6], lanes[3], lanes[7]]
@@ -418,7 +424,7 @@ unsafe fn int_blocks_single<W: QBlock, const R: usize, const T: usize>(
 /// # Safety
 /// AVX enabled in the caller.
 #[inline(always)]
-unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]; R]) -> [[f32; T]; R] {
+pub(super) unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]; R]) -> [[f32; T]; R] {
     let mut res = [[0.0f32; T]; R];
     for r in 0..R {
         for t in 0..T {
@@ -854,13 +860,10 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
             for i in 0..n {
                 let row = w.add(i * stride);
                 let mut sums = [0.0; T];
-                for b0 in (0..nb).step_by(panel) {
-                    let b1 = (b0 + panel).min(nb);
+                for (b0, b1) in super::runs(nb, panel) {
                     super::add_run(&mut sums, b0, hsum_all(&[prepared_run(row, xq, xd, prepared, b0, b1)])[0]);
                 }
-                for (t, &v) in sums.iter().enumerate() {
-                    store(i, t, v);
-                }
+                super::store_row(i, sums, store);
             }
             return;
         }
@@ -1091,15 +1094,21 @@ unsafe fn lane_max(p: *const f32, block: usize) -> __m256 {
 unsafe fn block_maxima(p: *const f32, block: usize) -> __m256 {
     // SAFETY: the caller's contract.
     unsafe {
-        let m = |j: usize| lane_max(p.add(j * block), block);
-        let halves = |a: __m256, b: __m256| {
-            _mm256_max_ps(_mm256_permute2f128_ps::<0x20>(a, b), _mm256_permute2f128_ps::<0x31>(a, b))
-        };
-        let pairs = |a: __m256, b: __m256| {
-            _mm256_max_ps(_mm256_shuffle_ps::<0b10_00_10_00>(a, b), _mm256_shuffle_ps::<0b11_01_11_01>(a, b))
-        };
-        let (m01, m23, m45, m67) = (halves(m(0), m(1)), halves(m(2), m(3)), halves(m(4), m(5)), halves(m(6), m(7)));
-        let maxima = pairs(pairs(m01, m23), pairs(m45, m67));
+        // Macros, not closures (see `hsum8`).
+        macro_rules! halves {
+            ($j:expr) => {{
+                let (a, b) = (lane_max(p.add($j * block), block), lane_max(p.add(($j + 1) * block), block));
+                _mm256_max_ps(_mm256_permute2f128_ps::<0x20>(a, b), _mm256_permute2f128_ps::<0x31>(a, b))
+            }};
+        }
+        macro_rules! pairs {
+            ($a:expr, $b:expr) => {{
+                let (a, b) = ($a, $b);
+                _mm256_max_ps(_mm256_shuffle_ps::<0b10_00_10_00>(a, b), _mm256_shuffle_ps::<0b11_01_11_01>(a, b))
+            }};
+        }
+        let (m01, m23, m45, m67) = (halves!(0), halves!(2), halves!(4), halves!(6));
+        let maxima = pairs!(pairs!(m01, m23), pairs!(m45, m67));
         _mm256_permutevar8x32_ps(maxima, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
     }
 }
@@ -1116,9 +1125,12 @@ unsafe fn quantize_block(x: *const f32, qs: *mut i8, block: usize, id: f32) {
         let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         for c in 0..block / QK {
             let v = load32(x.add(QK * c));
-            let q = |k: usize| _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
-            let q01 = _mm256_packs_epi32(q(0), q(1));
-            let q23 = _mm256_packs_epi32(q(2), q(3));
+            let mut q = [_mm256_setzero_si256(); 4];
+            for k in 0..4 {
+                q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+            }
+            let q01 = _mm256_packs_epi32(q[0], q[1]);
+            let q23 = _mm256_packs_epi32(q[2], q[3]);
             let packed = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23), order);
             _mm256_storeu_si256(qs.add(QK * c).cast(), packed);
         }

@@ -35,8 +35,8 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::kquant::{KTile, kquant_matmul_int};
-use super::x86_64::{RowSums, hsum};
-use super::{PANEL, PREFETCH_BYTES, QuantizeActs, SUPER_T, add_run};
+use super::x86_64::{RowSums, hsum_all};
+use super::{PANEL, PREFETCH_BYTES, QuantizeActs, SUPER_T, add_run, runs, store_row};
 use crate::MatmulJob;
 use crate::kquant::{self, BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels, QK_K};
 
@@ -131,7 +131,13 @@ unsafe fn prefetch_block<W>(p: *const W) {
 #[inline(always)]
 unsafe fn products(codes: &[__m256i; 8], xq: *const i8) -> [__m256i; 8] {
     // SAFETY: group `g`'s 32 quants are inside the 256 (caller).
-    unsafe { core::array::from_fn(|g| _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()))) }
+    unsafe {
+        let mut pairs = [_mm256_setzero_si256(); 8];
+        for g in 0..8 {
+            pairs[g] = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
+        }
+        pairs
+    }
 }
 
 /// Lane `g` of the result is the sum of all 16 i16 lanes of `p[g]` (exact), for pair
@@ -172,8 +178,10 @@ unsafe fn half_group_tree(p: [__m256i; 8]) -> (__m256i, __m256i) {
     // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
     unsafe {
         let ones = _mm256_set1_epi16(1);
-        let m: [__m256i; 4] =
-            core::array::from_fn(|i| _mm256_madd_epi16(_mm256_hadd_epi16(p[2 * i], p[2 * i + 1]), ones));
+        let mut m = [_mm256_setzero_si256(); 4];
+        for i in 0..4 {
+            m[i] = _mm256_madd_epi16(_mm256_hadd_epi16(p[2 * i], p[2 * i + 1]), ones);
+        }
         (_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]))
     }
 }
@@ -246,10 +254,11 @@ unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *cons
         // Each group's `maddubs` right before its `madd`, not all 8 first through
         // [`products`]: that order measured about 3 % slower in decode (criterion q4_k
         // and q6_k 4096×1024×1, 3 alternated runs).
-        let s: [__m256i; 8] = core::array::from_fn(|g| {
+        let mut s = [_mm256_setzero_si256(); 8];
+        for g in 0..8 {
             let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
-            _mm256_madd_epi16(pairs, scales[g])
-        });
+            s[g] = _mm256_madd_epi16(pairs, scales[g]);
+        }
         // A pairwise tree, not a chain: three adds deep instead of eight.
         let s01 = _mm256_add_epi32(s[0], s[1]);
         let s23 = _mm256_add_epi32(s[2], s[3]);
@@ -467,7 +476,11 @@ impl KRow for BlockQ6K {
             let sc = _mm_shuffle_epi8(sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
             let sc16 = _mm256_cvtepi8_epi16(sc);
             let d = _mm256_set1_ps(super::x86_64::f16_bytes_to_f32((*p).d));
-            Q6W { codes: core::array::from_fn(|g| q6_codes(p, g)), scales: spread_lanes(sc16), sc16, d }
+            let mut codes = [_mm256_setzero_si256(); 8];
+            for (g, c) in codes.iter_mut().enumerate() {
+                *c = q6_codes(p, g);
+            }
+            Q6W { codes, scales: spread_lanes(sc16), sc16, d }
         }
     }
 
@@ -485,51 +498,81 @@ impl KRow for BlockQ6K {
     }
 }
 
+/// Where [`rows_with`] finds token `t`'s terms for super-block `b`. A trait with
+/// `#[inline(always)]` methods, not a closure: a closure that LLVM leaves out of line
+/// (it did with one codegen unit) lacks the caller's AVX2 target feature, and every
+/// intrinsic inside it becomes a call (see KERNELS.md).
+trait Terms<W: KRow> {
+    /// # Safety
+    /// `b` and `t` within the super-blocks and tokens the terms were made for.
+    unsafe fn at(&self, b: usize, t: usize) -> W::X;
+}
+
+/// Terms prepared on the stack, super-block-major: token `t` of super-block `b` at
+/// `first + b·tokens + t`.
+struct Prepared<X> {
+    first: *const X,
+    tokens: usize,
+}
+
+impl<W: KRow> Terms<W> for Prepared<W::X> {
+    #[inline(always)]
+    unsafe fn at(&self, b: usize, t: usize) -> W::X {
+        // SAFETY: the entry was written before the terms were handed out (caller).
+        unsafe { *self.first.add(b * self.tokens + t) }
+    }
+}
+
+/// Terms computed where they are used, from the tokens' quants and scales.
+struct OnTheFly<const T: usize> {
+    xq: [*const i8; T],
+    xd: [*const f32; T],
+}
+
+impl<W: KRow, const T: usize> Terms<W> for OnTheFly<T> {
+    #[inline(always)]
+    unsafe fn at(&self, b: usize, t: usize) -> W::X {
+        // SAFETY: super-block `b` of token `t` is inside its quants and scales (caller).
+        unsafe { W::prep_x(self.xq[t].add(b * QK_K), *self.xd[t].add(b)) }
+    }
+}
+
 /// `n` rows (row `i` at `row(i)`, `nb` super-blocks each) against `T` tokens, token `t`'s
-/// terms for super-block `b` given by `x(b, t)`: each row's super-blocks are unpacked
+/// terms for super-block `b` given by `x.at(b, t)`: each row's super-blocks are unpacked
 /// once, and every output accumulates its super-blocks in order into one 8-lane
-/// accumulator. Rows of one run (`WIDE` false, `nb ≤ panel`) are reduced by [`RowSums`];
-/// the rows of a wide decode call (`WIDE`) by runs of `panel` super-blocks, each reduced
-/// alone and added in order ([`add_run`]). (Two instantiations rather than a branch on
-/// `nb > panel`, so that the narrow loop, which most decode products run, holds no code
-/// of the wide one.)
+/// accumulator. Rows of one run (`nb ≤ panel`) are reduced by [`RowSums`]; the rows of a
+/// wide decode call by runs of `panel` super-blocks, each reduced alone and added in
+/// order ([`add_run`]).
 ///
 /// # Safety
-/// Every row valid for `nb` blocks, `xq[t]` for `256·nb` quants; AVX2, FMA and F16C
-/// enabled.
+/// Every row valid for `nb` blocks, `xq[t]` for `256·nb` quants, `x` valid for `nb`
+/// super-blocks and `T` tokens; AVX2, FMA and F16C enabled.
 #[inline(always)]
-unsafe fn rows_with<W: KRow, const T: usize, const WIDE: bool>(
+unsafe fn rows_with<W: KRow, const T: usize>(
     row: impl Fn(usize) -> *const W,
     n: usize,
     xq: [*const i8; T],
     nb: usize,
     panel: usize,
-    x: impl Fn(usize, usize) -> W::X,
+    x: &impl Terms<W>,
     mut store: impl FnMut(usize, usize, f32),
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        if WIDE {
+        if nb > panel {
             for i in 0..n {
                 let w = row(i);
                 let mut sums = [0.0; T];
-                for b0 in (0..nb).step_by(panel) {
-                    let acc = run(w, xq, &x, b0, (b0 + panel).min(nb));
-                    let mut run_sums = [0.0; T];
-                    for t in 0..T {
-                        run_sums[t] = hsum(acc[t]);
-                    }
-                    add_run(&mut sums, b0, run_sums);
+                for (b0, b1) in runs(nb, panel) {
+                    add_run(&mut sums, b0, hsum_all(&[run(w, xq, x, b0, b1)])[0]);
                 }
-                for (t, &v) in sums.iter().enumerate() {
-                    store(i, t, v);
-                }
+                store_row(i, sums, &mut store);
             }
             return;
         }
         let mut sums = RowSums::<T>::new(n);
         for i in 0..n {
-            sums.push(i, &run(row(i), xq, &x, 0, nb), &mut store);
+            sums.push(i, &run(row(i), xq, x, 0, nb), &mut store);
         }
     }
 }
@@ -543,7 +586,7 @@ unsafe fn rows_with<W: KRow, const T: usize, const WIDE: bool>(
 unsafe fn run<W: KRow, const T: usize>(
     w: *const W,
     xq: [*const i8; T],
-    x: &impl Fn(usize, usize) -> W::X,
+    x: &impl Terms<W>,
     b0: usize,
     b1: usize,
 ) -> [__m256; T] {
@@ -553,7 +596,7 @@ unsafe fn run<W: KRow, const T: usize>(
         for b in b0..b1 {
             let wb = W::prep_w(w.add(b));
             for t in 0..T {
-                acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x(b, t), acc[t]);
+                acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x.at(b, t), acc[t]);
             }
         }
         acc
@@ -594,7 +637,8 @@ unsafe fn int_rows<W: KRow, const T: usize>(
                     per_token[t].write(W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)));
                 }
             }
-            return rows_with::<W, T, false>(row, n, xq, nb, panel, |b, t| xs[b][t].assume_init(), store);
+            let x = Prepared { first: xs.as_ptr().cast::<W::X>(), tokens: T };
+            return rows_with::<W, T>(row, n, xq, nb, panel, &x, store);
         }
         if T == 1 && nb <= MAX_PREPARED {
             // A wide decode call: one token's whole row.
@@ -602,15 +646,12 @@ unsafe fn int_rows<W: KRow, const T: usize>(
             for (b, x) in xs.iter_mut().enumerate().take(nb) {
                 x.write(W::prep_x(xq[0].add(b * QK_K), *xd[0].add(b)));
             }
-            return rows_with::<W, T, true>(row, n, xq, nb, panel, |b, _| xs[b].assume_init(), store);
+            let x = Prepared { first: xs.as_ptr().cast::<W::X>(), tokens: 1 };
+            return rows_with::<W, T>(row, n, xq, nb, panel, &x, store);
         }
         // Not reached through the driver (see MAX_PREPARED).
-        let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b));
-        if nb > panel {
-            rows_with::<W, T, true>(row, n, xq, nb, panel, x, store)
-        } else {
-            rows_with::<W, T, false>(row, n, xq, nb, panel, x, store)
-        }
+        let x = OnTheFly { xq, xd };
+        rows_with::<W, T>(row, n, xq, nb, panel, &x, store)
     }
 }
 
@@ -627,8 +668,8 @@ impl<W: KRow> KTile<W> for Avx2K {
         let mut res = [[0.0f32; T]; R];
         // SAFETY: forwarded contract.
         unsafe {
-            let x = |b: usize, t: usize| W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b));
-            rows_with::<W, T, false>(|i| w[i], R, xq, nb, nb, x, |i, t, v| res[i][t] = v);
+            let x = OnTheFly { xq, xd };
+            rows_with::<W, T>(|i| w[i], R, xq, nb, nb, &x, |i, t, v| res[i][t] = v);
         }
         res
     }
