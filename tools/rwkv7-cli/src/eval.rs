@@ -152,7 +152,7 @@ pub fn run(args: &Args) -> Result<()> {
             args.model.display()
         );
     }
-    let chunk = args.chunk.max(1);
+    let chunk = args.chunk;
     let mut runner = Runner::new(&model, kernels, chunk);
     let mut ref_runner = reference.as_ref().map(|r| Runner::new(r, kernels, chunk));
     let mut logits = vec![0f32; chunk * vocab];

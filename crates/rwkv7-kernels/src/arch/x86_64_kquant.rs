@@ -509,17 +509,19 @@ trait Terms<W: KRow> {
 }
 
 /// Terms prepared on the stack, super-block-major: token `t` of super-block `b` at
-/// `first + b·tokens + t`.
-struct Prepared<X> {
-    first: *const X,
+/// entry `b·tokens + t` of the borrowed array, of which the first `nb·tokens` are
+/// written (`nb`: the super-blocks of the call).
+struct Prepared<'a, X> {
+    terms: &'a [MaybeUninit<X>],
     tokens: usize,
 }
 
-impl<W: KRow> Terms<W> for Prepared<W::X> {
+impl<W: KRow> Terms<W> for Prepared<'_, W::X> {
     #[inline(always)]
     unsafe fn at(&self, b: usize, t: usize) -> W::X {
-        // SAFETY: the entry was written before the terms were handed out (caller).
-        unsafe { *self.first.add(b * self.tokens + t) }
+        // SAFETY: `b < nb` and `t < tokens` (caller), so the entry is inside the array
+        // and was written before the terms were handed out.
+        unsafe { self.terms.get_unchecked(b * self.tokens + t).assume_init() }
     }
 }
 
@@ -637,7 +639,7 @@ unsafe fn int_rows<W: KRow, const T: usize>(
                     per_token[t].write(W::prep_x(xq[t].add(b * QK_K), *xd[t].add(b)));
                 }
             }
-            let x = Prepared { first: xs.as_ptr().cast::<W::X>(), tokens: T };
+            let x = Prepared { terms: xs.as_flattened(), tokens: T };
             return rows_with::<W, T>(row, n, xq, nb, panel, &x, store);
         }
         if T == 1 && nb <= MAX_PREPARED {
@@ -646,7 +648,7 @@ unsafe fn int_rows<W: KRow, const T: usize>(
             for (b, x) in xs.iter_mut().enumerate().take(nb) {
                 x.write(W::prep_x(xq[0].add(b * QK_K), *xd[0].add(b)));
             }
-            let x = Prepared { first: xs.as_ptr().cast::<W::X>(), tokens: 1 };
+            let x = Prepared { terms: &xs, tokens: T };
             return rows_with::<W, T>(row, n, xq, nb, panel, &x, store);
         }
         // Not reached through the driver (see MAX_PREPARED).
