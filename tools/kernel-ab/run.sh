@@ -9,6 +9,12 @@
 # runs, so two builds timed minutes apart cannot be compared. Called call by call in
 # one process, both meet the same noise and their ratio holds still.
 #
+# Caveat: the two copies sit at different addresses, and a loop's alignment can move a
+# kernel's time. An A/A run (the work tree equal to HEAD) gave the f16 and f32 products
+# 1.14-1.21 (768x768x64 and x8, medians, repeated), the quantized ones 0.99-1.01; built
+# with RUSTFLAGS="-C llvm-args=-align-loops=64" the same A/A run gave 0.99-1.02 for all.
+# Run an A/A pass on the shapes in question before trusting a few per cent.
+#
 # The baseline is `git archive BASE_REV crates/rwkv7-kernels`, renamed
 # rwkv7-kernels-base, under target/kernel-ab/base. Its manifest is written here with the
 # dependencies the kernels crate has today (bytemuck, half, libm): a revision whose
