@@ -12,9 +12,10 @@ command -v qemu-x86_64 >/dev/null || need_apt+=(qemu-user)
 command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 # libc6-dev-arm64-cross is only a Recommends of the cross gcc: name it, or linking fails.
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+[ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || need_apt+=(libc6-dev-arm64-cross)
+# tools/check-inlining disassembles the x86_64 and aarch64 release binaries.
 command -v objdump >/dev/null || need_apt+=(binutils)
 command -v aarch64-linux-gnu-objdump >/dev/null || need_apt+=(binutils-aarch64-linux-gnu)
-[ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || need_apt+=(libc6-dev-arm64-cross)
 # Raspberry Pi OS 32-bit (armv7): the cross gcc and its libc, run under qemu-arm.
 command -v arm-linux-gnueabihf-gcc >/dev/null || need_apt+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
 [ -e /usr/arm-linux-gnueabihf/lib/crt1.o ] || need_apt+=(libc6-dev-armhf-cross)

@@ -5,6 +5,10 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuFeatures {
     pub(crate) avx2_fma_f16c: bool,
+    /// AVX512-VNNI and AVX512-VL (the 256-bit EVEX `vpdpbusd`), with AVX2, FMA and F16C.
+    pub(crate) avx512_vnni: bool,
+    /// AVX-VNNI (the VEX `vpdpbusd`), with AVX2, FMA and F16C.
+    pub(crate) avx_vnni: bool,
     pub(crate) dotprod: bool,
 }
 
@@ -17,6 +21,21 @@ impl CpuFeatures {
                 target_feature = "avx2",
                 target_feature = "fma",
                 target_feature = "f16c"
+            )),
+            avx512_vnni: cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c",
+                target_feature = "avx512vnni",
+                target_feature = "avx512vl"
+            )),
+            avx_vnni: cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c",
+                target_feature = "avxvnni"
             )),
             dotprod: cfg!(all(target_arch = "aarch64", target_feature = "dotprod")),
         }
@@ -32,6 +51,10 @@ impl CpuFeatures {
             f.avx2_fma_f16c |= std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
                 && std::arch::is_x86_feature_detected!("f16c");
+            f.avx512_vnni |= f.avx2_fma_f16c
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl");
+            f.avx_vnni |= f.avx2_fma_f16c && std::arch::is_x86_feature_detected!("avxvnni");
         }
         #[cfg(target_arch = "aarch64")]
         {
@@ -42,12 +65,22 @@ impl CpuFeatures {
 
     /// A CPU with no optional features: only the scalar (and baseline) kernels.
     pub const fn baseline() -> Self {
-        CpuFeatures { avx2_fma_f16c: false, dotprod: false }
+        CpuFeatures { avx2_fma_f16c: false, avx512_vnni: false, avx_vnni: false, dotprod: false }
     }
 
     /// Whether AVX2, FMA and F16C are all available.
     pub fn has_avx2(&self) -> bool {
         self.avx2_fma_f16c
+    }
+
+    /// Whether the 256-bit AVX512-VNNI `vpdpbusd` is available (with AVX2, FMA and F16C).
+    pub fn has_avx512_vnni(&self) -> bool {
+        self.avx512_vnni
+    }
+
+    /// Whether the AVX-VNNI (VEX) `vpdpbusd` is available (with AVX2, FMA and F16C).
+    pub fn has_avx_vnni(&self) -> bool {
+        self.avx_vnni
     }
 
     /// Whether the Armv8.2 dot-product instructions are available.

@@ -6,7 +6,10 @@
 //! weight matrix, never per row or block.
 //!
 //! Kernel sets: `scalar` (everywhere), `x86_64-avx2` (AVX2+FMA+F16C, detected at run
-//! time), `aarch64-neon` (baseline on aarch64) and `aarch64-neon-dotprod` (SDOT,
+//! time), `x86_64-avx512vnni` and `x86_64-avxvnni` (AVX2's with the Q8_0/Q4_0 integer
+//! products done by `vpdpbusd`, detected at run time), `x86_64-vnni-emulated` (those
+//! tiles with `vpdpbusd` emulated by AVX2, for testing them on CPUs without VNNI; never
+//! the best set), `aarch64-neon` (baseline on aarch64) and `aarch64-neon-dotprod` (SDOT,
 //! detected at run time). `KERNELS.md` next to this crate's manifest has the op × ISA
 //! table, the measurements and the numeric contracts.
 //!
@@ -174,7 +177,8 @@ impl KernelSet {
         Self::available(cpu).find(|k| k.name == name)
     }
 
-    /// The set's name: `scalar`, `x86_64-avx2`, `aarch64-neon` or `aarch64-neon-dotprod`.
+    /// The set's name: `scalar`, `x86_64-avx512vnni`, `x86_64-avxvnni`, `x86_64-avx2`,
+    /// `x86_64-vnni-emulated`, `aarch64-neon` or `aarch64-neon-dotprod`.
     pub fn name(&self) -> &'static str {
         self.name
     }

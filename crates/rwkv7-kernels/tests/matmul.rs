@@ -177,6 +177,34 @@ fn matmul_q4_0() {
     check_type(Ty::Q4_0);
 }
 
+/// The VNNI sets' Q8_0 tile forms the same exact integer block sums as `x86_64-avx2`'s,
+/// in the same lanes, and does the same float operations on them, so its outputs must be
+/// AVX2's bit for bit (a tighter check than the bound against scalar). Where the CPU has
+/// no VNNI, `x86_64-vnni-emulated` runs the tile with an exact AVX2 emulation of
+/// `vpdpbusd` (itself checked against the instruction's definition). (Their Q4_0 is
+/// AVX2's own function.)
+#[test]
+fn vnni_q8_0_equals_avx2_bit_for_bit() {
+    let sets = kernel_sets("vnni vs avx2");
+    let Some(avx2) = sets.iter().find(|k| k.name() == "x86_64-avx2") else {
+        println!("SKIPPED: no x86_64-avx2 set on this CPU, so no VNNI set to compare");
+        return;
+    };
+    let vnni: Vec<&KernelSet> = sets.iter().filter(|k| k.name().contains("vnni")).collect();
+    assert!(!vnni.is_empty(), "every AVX2 CPU has at least the emulated VNNI set");
+    let mut rng = Rng::new(0x7EE1);
+    for (rows, cols, tokens) in shapes(true) {
+        let w = Weights::random(&mut rng, rows, cols);
+        let x = rng.activations(tokens * cols);
+        let m = Ty::Q8_0.matrix(&w, rows, cols);
+        let want = run(&on_path(*avx2, QuantPath::Integer), &m, &x, tokens);
+        for k in &vnni {
+            let got = run(&on_path(**k, QuantPath::Integer), &m, &x, tokens);
+            assert_bits(&format!("Q8_0/{} {rows}x{cols}x{tokens} vs x86_64-avx2", k.name()), &got, &want);
+        }
+    }
+}
+
 /// Integer-path error against the dequantize path: the activation quantization moves
 /// each `x` by at most `d_x/2` (round to nearest), so `|int − deq| ≤ Σ_c |w_c|·d_x/2`
 /// plus both paths' rounding (`dot_bound` each). Checks that the integer path computes

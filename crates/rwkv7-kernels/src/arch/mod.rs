@@ -51,20 +51,27 @@ mod x86_64;
 mod x86_64_kquant;
 
 /// The SIMD sets this CPU can run, best first (`None` entries are skipped).
-pub(crate) fn simd_sets(cpu: CpuFeatures) -> [Option<KernelSet>; 2] {
+pub(crate) fn simd_sets(cpu: CpuFeatures) -> [Option<KernelSet>; 4] {
     #[cfg(target_arch = "x86_64")]
     {
-        [cpu.avx2_fma_f16c.then_some(x86_64::AVX2), None]
+        use x86_64::vnni;
+        // The emulated VNNI set is last: slower than AVX2, it is there to be tested.
+        [
+            cpu.avx512_vnni.then_some(vnni::AVX512_VNNI),
+            cpu.avx_vnni.then_some(vnni::AVX_VNNI),
+            cpu.avx2_fma_f16c.then_some(x86_64::AVX2),
+            cpu.avx2_fma_f16c.then_some(vnni::VNNI_EMULATED),
+        ]
     }
     #[cfg(target_arch = "aarch64")]
     {
         // NEON is part of the aarch64 baseline, so the plain NEON set is always there.
-        [cpu.dotprod.then_some(aarch64::NEON_DOTPROD), Some(aarch64::NEON)]
+        [cpu.dotprod.then_some(aarch64::NEON_DOTPROD), Some(aarch64::NEON), None, None]
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = cpu;
-        [None, None]
+        [None, None, None, None]
     }
 }
 

@@ -1,4 +1,5 @@
-//! `x86_64-avx2`: AVX2 + FMA + F16C kernels (Haswell and later, Zen and later).
+//! `x86_64-avx2`: AVX2 + FMA + F16C kernels (Haswell and later, Zen and later). The VNNI
+//! sets ([`vnni`]) are this set with other integer products for Q8_0 and Q4_0.
 //!
 //! Every entry point is a safe `fn` stored in [`AVX2`]; that table is only handed out by
 //! `arch::simd_sets` when [`crate::CpuFeatures`] reports AVX2, FMA and F16C, which is the
@@ -440,7 +441,11 @@ pub(super) unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]
 /// `madd` leaves block `b`'s sums in lanes 0–3 and block `b + 1`'s in lanes 4–7. The four
 /// pairs of a group of 8 blocks are then reduced to one vector of 8 exact block sums
 /// ([`reduce_group`]), which gets a single `cvt`, multiply by `d_w·d_x` and FMA.
-trait PairBlock: QBlock + Sized {
+///
+/// `E` is the engine whose instructions form the sums: [`Avx2`] (`maddubs`/`madd`) or
+/// the VNNI engines of [`vnni`] (`vpdpbusd`). Every engine computes the same exact
+/// integer sums in the same lanes, so their outputs agree bit for bit.
+trait PairBlock<E>: QBlock + Sized {
     /// One row's weights for a pair, prepared once and reused by every token.
     type W: Copy;
     /// Whether the codes are stored with an offset of 8 (Q4_0), so that the exact sum is
@@ -452,6 +457,16 @@ trait PairBlock: QBlock + Sized {
     /// # Safety
     /// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
     unsafe fn prep_w(w: *const Self, b: usize) -> Self::W;
+
+    /// One token's pair as [`PairBlock::pair_isum`] takes it, prepared once for every
+    /// row (by default the quants as loaded).
+    ///
+    /// # Safety
+    /// AVX2 enabled.
+    #[inline(always)]
+    unsafe fn prep_x(x: PairX) -> PairX {
+        x
+    }
 
     /// The exact sums of `code·x` of the pair, in the lanes `madd` leaves them (Q4_0: the
     /// stored codes 0..15, before the offset).
@@ -607,7 +622,7 @@ struct Q8PairW {
     ahi: __m256i,
 }
 
-impl PairBlock for BlockQ8_0 {
+impl PairBlock<Avx2> for BlockQ8_0 {
     type W = Q8PairW;
     const OFFSET8: bool = false;
 
@@ -651,7 +666,7 @@ struct Q4PairW {
     hi: __m256i,
 }
 
-impl PairBlock for BlockQ4_0 {
+impl PairBlock<Avx2> for BlockQ4_0 {
     type W = Q4PairW;
     const OFFSET8: bool = true;
 
@@ -729,12 +744,17 @@ struct GroupX {
 /// # Safety
 /// `xq` valid for `32·(b0 + 8)` quants and `xd` for `b0 + 8` scales; AVX2 enabled.
 #[inline(always)]
-unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> GroupX {
+unsafe fn prep_group<E, W: PairBlock<E>>(xq: *const i8, xd: *const f32, b0: usize) -> GroupX {
     // SAFETY: the caller's contract.
     unsafe {
         // No closures (`map`, `from_fn`) in these helpers: a closure is compiled without
         // the entry point's target features, and every intrinsic in it becomes a call.
-        let pairs = [act_pair(xq, b0), act_pair(xq, b0 + 2), act_pair(xq, b0 + 4), act_pair(xq, b0 + 6)];
+        let pairs = [
+            W::prep_x(act_pair(xq, b0)),
+            W::prep_x(act_pair(xq, b0 + 2)),
+            W::prep_x(act_pair(xq, b0 + 4)),
+            W::prep_x(act_pair(xq, b0 + 6)),
+        ];
         let offset = if W::OFFSET8 {
             let sums = reduce_group([
                 W::pair_xsum(&pairs[0]),
@@ -758,7 +778,7 @@ unsafe fn prep_group<W: PairBlock>(xq: *const i8, xd: *const f32, b0: usize) -> 
 /// # Safety
 /// AVX2 and FMA enabled.
 #[inline(always)]
-unsafe fn group_fma<W: PairBlock>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX, acc: __m256) -> __m256 {
+unsafe fn group_fma<E, W: PairBlock<E>>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX, acc: __m256) -> __m256 {
     // SAFETY: register-only intrinsics; the ISA is the caller's promise.
     unsafe {
         let sums = W::group_isum(w, &x.pairs);
@@ -772,7 +792,7 @@ unsafe fn group_fma<W: PairBlock>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX,
 /// # Safety
 /// `w` valid for blocks `b0..b0 + 8`; AVX2 enabled.
 #[inline(always)]
-unsafe fn prep_group_w<W: PairBlock>(w: *const W, b0: usize) -> [W::W; GROUP / 2] {
+unsafe fn prep_group_w<E, W: PairBlock<E>>(w: *const W, b0: usize) -> [W::W; GROUP / 2] {
     // SAFETY: the caller's contract.
     unsafe { [W::prep_w(w, b0), W::prep_w(w, b0 + 2), W::prep_w(w, b0 + 4), W::prep_w(w, b0 + 6)] }
 }
@@ -785,7 +805,7 @@ unsafe fn prep_group_w<W: PairBlock>(w: *const W, b0: usize) -> [W::W; GROUP / 2
 /// # Safety
 /// As [`QuantTile::int_tile`].
 #[inline(always)]
-unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
+unsafe fn pair_int_tile<E, W: PairBlock<E>, const R: usize, const T: usize>(
     w: [*const W; R],
     xq: [*const i8; T],
     xd: [*const f32; T],
@@ -798,14 +818,14 @@ unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
         let groups = nb / GROUP;
         for g in 0..groups {
             let b0 = g * GROUP;
-            let mut x = [prep_group::<W>(xq[0], xd[0], b0); T];
+            let mut x = [prep_group::<E, W>(xq[0], xd[0], b0); T];
             for t in 1..T {
-                x[t] = prep_group::<W>(xq[t], xd[t], b0);
+                x[t] = prep_group::<E, W>(xq[t], xd[t], b0);
             }
             for r in 0..R {
-                let (wg, dw) = (prep_group_w(w[r], b0), group_scales(w[r].add(b0)));
+                let (wg, dw) = (prep_group_w::<E, W>(w[r], b0), group_scales(w[r].add(b0)));
                 for t in 0..T {
-                    acc[r][t] = group_fma::<W>(&wg, dw, &x[t], acc[r][t]);
+                    acc[r][t] = group_fma::<E, W>(&wg, dw, &x[t], acc[r][t]);
                 }
             }
         }
@@ -823,7 +843,7 @@ unsafe fn pair_int_tile<W: PairBlock, const R: usize, const T: usize>(
 /// # Safety
 /// As [`QuantTile::int_rows`].
 #[inline(always)]
-unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
+unsafe fn pair_int_rows<E: QuantTile<W>, W: PairBlock<E>, const T: usize>(
     w: *const W,
     stride: usize,
     n: usize,
@@ -832,15 +852,13 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
     nb: usize,
     panel: usize,
     store: &mut impl FnMut(usize, usize, f32),
-) where
-    Avx2: QuantTile<W>,
-{
+) {
     const MAX_PREPARED: usize = super::SUPER_T * super::PANEL / QK / GROUP;
     let groups = nb / GROUP;
     if groups * T > MAX_PREPARED || !panel.is_multiple_of(GROUP) {
         // Not reached through the driver (see above; its panels are whole groups).
         // SAFETY: forwarded contract.
-        unsafe { super::int_rows_by_tile::<W, Avx2, T>(w, stride, n, xq, xd, nb, panel, store) };
+        unsafe { super::int_rows_by_tile::<W, E, T>(w, stride, n, xq, xd, nb, panel, store) };
         return;
     }
     // SAFETY: the caller guarantees `nb` blocks per row, `32·nb` quants and `nb` scales
@@ -851,7 +869,7 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
         let mut prepared = [const { core::mem::MaybeUninit::<GroupX>::uninit() }; MAX_PREPARED];
         for g in 0..groups {
             for t in 0..T {
-                prepared[g * T + t].write(prep_group::<W>(xq[t], xd[t], g * GROUP));
+                prepared[g * T + t].write(prep_group::<E, W>(xq[t], xd[t], g * GROUP));
             }
         }
         let prepared = prepared.as_ptr();
@@ -861,7 +879,11 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
                 let row = w.add(i * stride);
                 let mut sums = [0.0; T];
                 for (b0, b1) in super::runs(nb, panel) {
-                    super::add_run(&mut sums, b0, hsum_all(&[prepared_run(row, xq, xd, prepared, b0, b1)])[0]);
+                    super::add_run(
+                        &mut sums,
+                        b0,
+                        hsum_all(&[prepared_run::<E, W, T>(row, xq, xd, prepared, b0, b1)])[0],
+                    );
                 }
                 super::store_row(i, sums, store);
             }
@@ -869,7 +891,7 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
         }
         let mut sums = RowSums::<T>::new(n);
         for i in 0..n {
-            sums.push(i, &prepared_run(w.add(i * stride), xq, xd, prepared, 0, nb), store);
+            sums.push(i, &prepared_run::<E, W, T>(w.add(i * stride), xq, xd, prepared, 0, nb), store);
         }
     }
 }
@@ -882,7 +904,7 @@ unsafe fn pair_int_rows<W: PairBlock, const T: usize>(
 /// `row` valid for `b1` blocks, `xq[t]` for `32·b1` quants, `xd[t]` for `b1` scales,
 /// `prepared` initialised for the groups up to `b1 / GROUP`; AVX2, FMA and F16C enabled.
 #[inline(always)]
-unsafe fn prepared_run<W: PairBlock, const T: usize>(
+unsafe fn prepared_run<E, W: PairBlock<E>, const T: usize>(
     row: *const W,
     xq: [*const i8; T],
     xd: [*const f32; T],
@@ -894,9 +916,9 @@ unsafe fn prepared_run<W: PairBlock, const T: usize>(
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); T]; 1];
         for g in b0 / GROUP..b1 / GROUP {
-            let (wg, dw) = (prep_group_w(row, g * GROUP), group_scales(row.add(g * GROUP)));
+            let (wg, dw) = (prep_group_w::<E, W>(row, g * GROUP), group_scales(row.add(g * GROUP)));
             for t in 0..T {
-                acc[0][t] = group_fma::<W>(&wg, dw, (*prepared.add(g * T + t)).assume_init_ref(), acc[0][t]);
+                acc[0][t] = group_fma::<E, W>(&wg, dw, (*prepared.add(g * T + t)).assume_init_ref(), acc[0][t]);
             }
         }
         int_blocks_single([row], xq, xd, b1 / GROUP * GROUP, b1, &mut acc);
@@ -904,11 +926,12 @@ unsafe fn prepared_run<W: PairBlock, const T: usize>(
     }
 }
 
-/// The integer tiles of both legacy block types are the pair tiles; they differ only in
-/// how a pair is prepared and multiplied ([`PairBlock`]).
+/// The integer tiles of both legacy block types, for every engine `$engine`, are the pair
+/// tiles; they differ only in how a pair is prepared and multiplied ([`PairBlock`]). The
+/// dequantize tile is AVX2's for every engine.
 macro_rules! pair_quant_tile {
-    ($block:ty) => {
-        impl QuantTile<$block> for Avx2 {
+    ([$($generics:tt)*] $engine:ty, $block:ty) => {
+        impl<$($generics)*> QuantTile<$block> for $engine {
             #[inline(always)]
             unsafe fn int_tile<const R: usize, const T: usize>(
                 w: [*const $block; R],
@@ -917,7 +940,7 @@ macro_rules! pair_quant_tile {
                 nb: usize,
             ) -> [[f32; T]; R] {
                 // SAFETY: forwarded contract.
-                unsafe { pair_int_tile(w, xq, xd, nb) }
+                unsafe { pair_int_tile::<Self, $block, R, T>(w, xq, xd, nb) }
             }
 
             #[inline(always)]
@@ -932,7 +955,7 @@ macro_rules! pair_quant_tile {
                 store: &mut impl FnMut(usize, usize, f32),
             ) {
                 // SAFETY: forwarded contract.
-                unsafe { pair_int_rows(w, stride, n, xq, xd, nb, panel, store) }
+                unsafe { pair_int_rows::<Self, $block, T>(w, stride, n, xq, xd, nb, panel, store) }
             }
 
             #[inline(always)]
@@ -948,8 +971,11 @@ macro_rules! pair_quant_tile {
     };
 }
 
-pair_quant_tile!(BlockQ8_0);
-pair_quant_tile!(BlockQ4_0);
+pair_quant_tile!([] Avx2, BlockQ8_0);
+pair_quant_tile!([] Avx2, BlockQ4_0);
+
+// After the macro above, which it uses.
+pub(super) mod vnni;
 
 /// Per block, 4 chunks of 8: `w = f32(code)·d` (the dequantized value, rounded as in
 /// the scalar spec), then one FMA per chunk into the output's 8-lane accumulator.
