@@ -27,6 +27,7 @@ impl CpuFeatures {
                 target_feature = "avx2",
                 target_feature = "fma",
                 target_feature = "f16c",
+                target_feature = "avx512f",
                 target_feature = "avx512vnni",
                 target_feature = "avx512vl"
             )),
@@ -51,7 +52,10 @@ impl CpuFeatures {
             f.avx2_fma_f16c |= std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
                 && std::arch::is_x86_feature_detected!("f16c");
+            // `avx512vl` and `avx512vnni` imply AVX512-F to the compiler, which may then use
+            // any AVX512-F instruction in those bodies: ask for it too (every such CPU has it).
             f.avx512_vnni |= f.avx2_fma_f16c
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("avx512vl");
             f.avx_vnni |= f.avx2_fma_f16c && std::arch::is_x86_feature_detected!("avxvnni");

@@ -6,7 +6,7 @@
 //! weight matrix, never per row or block.
 //!
 //! Kernel sets: `scalar` (everywhere), `x86_64-avx2` (AVX2+FMA+F16C, detected at run
-//! time), `x86_64-avx512vnni` and `x86_64-avxvnni` (AVX2's with the Q8_0/Q4_0 integer
+//! time), `x86_64-avx512vnni` and `x86_64-avxvnni` (AVX2's with the Q8_0 integer
 //! products done by `vpdpbusd`, detected at run time), `x86_64-vnni-emulated` (those
 //! tiles with `vpdpbusd` emulated by AVX2, for testing them on CPUs without VNNI; never
 //! the best set), `aarch64-neon` (baseline on aarch64) and `aarch64-neon-dotprod` (SDOT,

@@ -188,11 +188,11 @@ pub fn dequantize_row_q4_0(blocks: &[BlockQ4_0], out: &mut [f32]) {
 /// Activation quantization for the integer matmul paths: Q8_0 semantics with the scale
 /// kept in f32, as separate arrays (quants `qs`, one scale per 32 values in `d`).
 ///
-/// Per block: `d = amax / 127`, `id = 1/d` (0 when `d = 0`), `qs[j] = round(x[j]·id)`
-/// rounded half away from zero (ggml `quantize_row_q8_0_ref` rounding). For finite input
-/// the quants lie in `[-127, 127]` (`|x·id| ≤ 127·(1+2⁻²³)²`), never −128: that is what
-/// keeps AVX2 `maddubs` (sign moved onto the activation) and the NEON `smull`+`smlal`
-/// pair sums from saturating.
+/// Per block: `d = amax / 127`, `id = 1/d` ([`inverse_scale`]: 0 when that is not
+/// finite), `qs[j] = round(x[j]·id)` rounded half away from zero (ggml
+/// `quantize_row_q8_0_ref` rounding). For finite input the quants lie in `[-127, 127]`
+/// (`|x·id| ≤ 127·(1+2⁻²³)²`), never −128: that is what keeps AVX2 `maddubs` (sign moved
+/// onto the activation) and the NEON `smull`+`smlal` pair sums from saturating.
 ///
 /// Why f32 and not f16 scales (ggml's `vec_dot_type` stores f16): activations are
 /// quantized at run time, so the scale never touches a file, and an f16 scale would
@@ -218,12 +218,23 @@ pub fn quantize_activations_per(block: usize, x: &[f32], qs: &mut [i8], d: &mut 
             amax = amax.max(libm::fabsf(v));
         }
         let scale = amax / 127.0;
-        let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        let id = inverse_scale(scale);
         for (q, &v) in qb.iter_mut().zip(xb) {
             *q = crate::math::round_half_away(v * id) as i8;
         }
         *db = scale;
     }
+}
+
+/// `1/scale` for the activation quantizers, or 0 where that is not finite: an all-zero
+/// block (`scale = 0`), and a block so small that `1/scale` overflows (`amax < 127/f32::MAX
+/// ≈ 3.7·10⁻³⁷`). That block's quants are then 0: with an infinite `id`, `x·id` would be
+/// ±∞ (or NaN for `x = 0`), which the ISAs convert differently (x86 to −128, Arm and Rust
+/// casts saturate), and a −128 breaks the sign trick of the AVX2 integer tiles.
+#[inline(always)]
+pub(crate) fn inverse_scale(scale: f32) -> f32 {
+    let id = 1.0 / scale;
+    if id.is_finite() { id } else { 0.0 }
 }
 
 /// f16 bits → f32 without branches on the common path and without FP16 hardware:

@@ -448,7 +448,7 @@ impl<D: IntDot> QuantizeActs for D {
                 }
                 let amax = vmaxvq_f32(m);
                 let scale = amax / 127.0;
-                let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+                let id = crate::quant::inverse_scale(scale);
                 *d.add(b) = scale;
                 for c in 0..block / QK {
                     let pc = p.add(QK * c);

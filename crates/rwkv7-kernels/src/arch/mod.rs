@@ -56,11 +56,12 @@ pub(crate) fn simd_sets(cpu: CpuFeatures) -> [Option<KernelSet>; 4] {
     {
         use x86_64::vnni;
         // The emulated VNNI set is last: slower than AVX2, it is there to be tested.
+        let avx2 = cpu.avx2_fma_f16c;
         [
-            cpu.avx512_vnni.then_some(vnni::AVX512_VNNI),
-            cpu.avx_vnni.then_some(vnni::AVX_VNNI),
-            cpu.avx2_fma_f16c.then_some(x86_64::AVX2),
-            cpu.avx2_fma_f16c.then_some(vnni::VNNI_EMULATED),
+            (avx2 && cpu.avx512_vnni).then_some(vnni::AVX512_VNNI),
+            (avx2 && cpu.avx_vnni).then_some(vnni::AVX_VNNI),
+            avx2.then_some(x86_64::AVX2),
+            avx2.then_some(vnni::VNNI_EMULATED),
         ]
     }
     #[cfg(target_arch = "aarch64")]
@@ -569,5 +570,33 @@ unsafe fn quant_rows_deq<W, K: QuantTile<W>, const R: usize, const T: usize>(
             }
             i += 1;
         }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    fn names(cpu: CpuFeatures) -> Vec<&'static str> {
+        simd_sets(cpu).into_iter().flatten().map(|k| k.name).collect()
+    }
+
+    /// Each x86 set is handed out only with its features, the VNNI ones only with AVX2
+    /// too, and the emulated set never before AVX2 (so it is never the best).
+    #[test]
+    fn each_x86_set_needs_its_features() {
+        let none = CpuFeatures::baseline();
+        assert!(names(none).is_empty());
+        assert!(names(CpuFeatures { avx512_vnni: true, avx_vnni: true, ..none }).is_empty());
+        let avx2 = CpuFeatures { avx2_fma_f16c: true, ..none };
+        assert_eq!(names(avx2), ["x86_64-avx2", "x86_64-vnni-emulated"]);
+        assert_eq!(
+            names(CpuFeatures { avx_vnni: true, ..avx2 }),
+            ["x86_64-avxvnni", "x86_64-avx2", "x86_64-vnni-emulated"]
+        );
+        assert_eq!(
+            names(CpuFeatures { avx512_vnni: true, ..avx2 }),
+            ["x86_64-avx512vnni", "x86_64-avx2", "x86_64-vnni-emulated"]
+        );
     }
 }

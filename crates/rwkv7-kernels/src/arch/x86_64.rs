@@ -1,5 +1,5 @@
 //! `x86_64-avx2`: AVX2 + FMA + F16C kernels (Haswell and later, Zen and later). The VNNI
-//! sets ([`vnni`]) are this set with other integer products for Q8_0 and Q4_0.
+//! sets ([`vnni`]) are this set with another integer product for Q8_0.
 //!
 //! Every entry point is a safe `fn` stored in [`AVX2`]; that table is only handed out by
 //! `arch::simd_sets` when [`crate::CpuFeatures`] reports AVX2, FMA and F16C, which is the
@@ -1053,9 +1053,10 @@ impl QuantizeActs for Avx2 {
                 let p = x.add(b * block);
                 let amax = block_maxima(p, block);
                 let scale = _mm256_div_ps(amax, _mm256_set1_ps(127.0));
-                // `1/scale`, and 0 where `scale == 0` (a zero block).
-                let nonzero = _mm256_cmp_ps::<_CMP_NEQ_OQ>(scale, _mm256_setzero_ps());
-                let inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0), scale), nonzero);
+                // `1/scale`, and 0 where that is not finite (`quant::inverse_scale`).
+                let inv = _mm256_div_ps(_mm256_set1_ps(1.0), scale);
+                let finite = _mm256_cmp_ps::<_CMP_LT_OQ>(inv, _mm256_set1_ps(f32::INFINITY));
+                let inv = _mm256_and_ps(inv, finite);
                 _mm256_storeu_ps(d.add(b), scale);
                 let mut ids = [0.0f32; 8];
                 _mm256_storeu_ps(ids.as_mut_ptr(), inv);
@@ -1071,7 +1072,7 @@ impl QuantizeActs for Avx2 {
                 let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
                 let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
                 let scale = amax / 127.0;
-                let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+                let id = crate::quant::inverse_scale(scale);
                 *d.add(b) = scale;
                 quantize_block(p, qs.add(b * block), block, id);
             }

@@ -15,9 +15,12 @@
 //! puts at the same speed either way; float products; K-quants; the activation
 //! quantizer; the element-wise kernels) is the AVX2 set's. The Q8_0 tile is AVX2's pair
 //! tile ([`PairBlock`]) with engine [`Vnni`]: the same groups, lanes, reduction and float
-//! operations, so every output equals AVX2's bit for bit (tested). Per group of 8 blocks,
+//! operations, so every output equals AVX2's bit for bit (tested) while the activation
+//! quants lie in `[-127, 127]`, as the quantizers guarantee for finite input (the AVX2
+//! sign trick would get −128 wrong). Per group of 8 blocks,
 //! one token and one row it takes 8 `vpdpbusd` where AVX2 takes 8 `vpsignb`, 8 `maddubs`,
-//! 8 `madd` and 4 adds (KERNELS.md, "VNNI").
+//! 8 `madd` and 4 adds (KERNELS.md, "VNNI sets"); the correction costs 8 more per row and
+//! group, shared by the tokens (so decode, one token, gains no multiplies).
 //!
 //! Each set is handed out by `arch::simd_sets` only when [`crate::CpuFeatures`] reports
 //! its features (with AVX2, FMA and F16C), which every `// SAFETY:` comment on an entry
@@ -260,10 +263,17 @@ mod tests {
         }
     }
 
+    /// Says visibly that a check did not run: straight to the stderr handle, which the
+    /// test harness does not capture.
+    fn skipped(what: &str) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+    }
+
     #[test]
     fn emulated_dpbusd_is_the_instruction_definition() {
         if !std::arch::is_x86_feature_detected!("avx2") {
-            println!("SKIPPED: emulated vpdpbusd needs AVX2, which this CPU lacks");
+            skipped("emulated vpdpbusd needs AVX2, which this CPU lacks");
             return;
         }
         // SAFETY: AVX2 detected above.
@@ -277,13 +287,13 @@ mod tests {
             // SAFETY: the features were detected just above.
             unsafe { check("avx512vnni", run_avx512) };
         } else {
-            println!("SKIPPED: no AVX512-VNNI/VL on this CPU; the EVEX vpdpbusd was not run");
+            skipped("no AVX512-VNNI/VL on this CPU; the EVEX vpdpbusd was not run");
         }
         if std::arch::is_x86_feature_detected!("avxvnni") {
             // SAFETY: the feature was detected just above.
             unsafe { check("avxvnni", run_vex) };
         } else {
-            println!("SKIPPED: no AVX-VNNI on this CPU; the VEX vpdpbusd was not run");
+            skipped("no AVX-VNNI on this CPU; the VEX vpdpbusd was not run");
         }
     }
 }
