@@ -15,29 +15,13 @@ pub struct CpuFeatures {
 impl CpuFeatures {
     /// What the compilation target guarantees. Always sound.
     pub const fn compile_time() -> Self {
+        let avx2_fma_f16c =
+            cfg!(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma", target_feature = "f16c"));
         CpuFeatures {
-            avx2_fma_f16c: cfg!(all(
-                target_arch = "x86_64",
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c"
-            )),
-            avx512_vnni: cfg!(all(
-                target_arch = "x86_64",
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c",
-                target_feature = "avx512f",
-                target_feature = "avx512vnni",
-                target_feature = "avx512vl"
-            )),
-            avx_vnni: cfg!(all(
-                target_arch = "x86_64",
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c",
-                target_feature = "avxvnni"
-            )),
+            avx2_fma_f16c,
+            avx512_vnni: avx2_fma_f16c
+                && cfg!(all(target_feature = "avx512f", target_feature = "avx512vnni", target_feature = "avx512vl")),
+            avx_vnni: avx2_fma_f16c && cfg!(target_feature = "avxvnni"),
             dotprod: cfg!(all(target_arch = "aarch64", target_feature = "dotprod")),
         }
     }
