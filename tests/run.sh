@@ -61,6 +61,25 @@ CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Westmere" \
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Westmere" \
   cargo test -p rwkv7-cli -p rwkv7-quant --locked --lib --bins
 
+# qemu cannot execute VNNI (its TCG raises SIGILL on vpdpbusd); Bochs can, for the EVEX
+# form. The kernels' VNNI tests and Q8_0 products run there on all x86 sets, and the log
+# must show the x86_64-avx512vnni set exercised (a kernel that turned AVX-512 off would
+# otherwise let them pass on the other sets alone).
+step "kernels on an emulated Tiger Lake (Bochs): the AVX512-VNNI set"
+bochs_bins=$(CC_x86_64_unknown_linux_musl=musl-gcc cargo test -p rwkv7-kernels --features std --locked --release \
+  --target x86_64-unknown-linux-musl --no-run --lib --test matmul 2>&1 | tee /dev/stderr |
+  sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+bochs_log=$(mktemp)
+tools/bochs/run.sh "$(grep /rwkv7_kernels- <<<"$bochs_bins")" vnni each_x86_set --nocapture \
+  --- "$(grep /matmul- <<<"$bochs_bins")" vnni matmul_q8_0 matmul_block_quant_exact --nocapture | tee "$bochs_log"
+if ! grep -q "vnni vs avx2: kernel sets exercised: x86_64-avx512vnni" "$bochs_log" ||
+  grep -q "SKIPPED: no AVX512-VNNI" "$bochs_log"; then
+  echo "the x86_64-avx512vnni set did not run under Bochs" >&2
+  exit 1
+fi
+rm -f "$bochs_log"
+drop_build_dir x86_64-unknown-linux-musl
+
 step "kernels on aarch64 under qemu -cpu max (NEON and NEON+SDOT sets)"
 cargo test -p rwkv7-kernels --features std --target aarch64-unknown-linux-gnu --locked
 

@@ -20,6 +20,14 @@ command -v aarch64-linux-gnu-objdump >/dev/null || need_apt+=(binutils-aarch64-l
 command -v arm-linux-gnueabihf-gcc >/dev/null || need_apt+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
 [ -e /usr/arm-linux-gnueabihf/lib/crt1.o ] || need_apt+=(libc6-dev-armhf-cross)
 command -v qemu-arm >/dev/null || need_apt+=(qemu-user)
+# tools/bochs/run.sh: the AVX512-VNNI set's kernel tests on an emulated Tiger Lake (Bochs
+# boots a Debian kernel from a CD image; the tests are static musl binaries).
+command -v bochs-bin >/dev/null || need_apt+=(bochs bochsbios vgabios bochs-term)
+[ -e /usr/lib/ISOLINUX/isolinux.bin ] || need_apt+=(isolinux)
+[ -e /usr/lib/syslinux/modules/bios/ldlinux.c32 ] || need_apt+=(syslinux-common)
+command -v xorriso >/dev/null || need_apt+=(xorriso)
+command -v cpio >/dev/null || need_apt+=(cpio)
+command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
 # The Android JNI layer's host tests (targets/android/test-host.sh) compile Java with javac 17.
 command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 if ((${#need_apt[@]})); then
@@ -38,6 +46,8 @@ for target in thumbv7em-none-eabihf aarch64-unknown-linux-gnu aarch64-unknown-li
   armv7-unknown-linux-gnueabihf; do
   grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
+# The kernel tests that run under Bochs (tools/bochs/run.sh) are static musl binaries.
+grep -qx x86_64-unknown-linux-musl <<<"$installed" || rustup target add x86_64-unknown-linux-musl
 # Android: cargo check and a staticlib build only; without an NDK a cdylib cannot link
 # (targets/android/README.md).
 for target in aarch64-linux-android armv7-linux-androideabi x86_64-linux-android; do

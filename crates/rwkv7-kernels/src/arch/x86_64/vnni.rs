@@ -8,8 +8,9 @@
 //! - `x86_64-vnni-emulated`: the same tiles with `vpdpbusd` computed exactly by AVX2
 //!   instructions ([`Emulated`]). Slower than `x86_64-avx2` and listed after it, so never
 //!   the best set: it exists so that the VNNI tiles run and are tested on every AVX2 CPU.
-//!   Neither this project's CI hosts nor qemu (7.2, nor 10.0 with `-cpu max`) can execute
-//!   a VNNI instruction.
+//!   This project's CI hosts have no VNNI, and qemu (7.2, and 10.0 with `-cpu max`)
+//!   cannot execute it; Bochs can, for the EVEX form only, and CI runs the VNNI tests
+//!   there (`tools/bochs/run.sh`). The VEX form (`x86_64-avxvnni`) runs nowhere here.
 //!
 //! Everything else (Q4_0, whose AVX2 tile already needs no sign step and which llvm-mca
 //! puts at the same speed either way; float products; K-quants; the activation
