@@ -66,9 +66,13 @@ CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Westmere" \
 # must show the x86_64-avx512vnni set exercised (a kernel that turned AVX-512 off would
 # otherwise let them pass on the other sets alone).
 step "kernels on an emulated Tiger Lake (Bochs): the AVX512-VNNI set"
-bochs_bins=$(CC_x86_64_unknown_linux_musl=musl-gcc cargo test -p rwkv7-kernels --features std --locked --release \
-  --target x86_64-unknown-linux-musl --no-run --lib --test matmul 2>&1 | tee /dev/stderr |
-  sed -n 's/.*Executable .*(\(.*\))$/\1/p')
+bochs_build=(cargo test -p rwkv7-kernels --features std --locked --release --target x86_64-unknown-linux-musl
+  --no-run --lib --test matmul)
+export CC_x86_64_unknown_linux_musl=musl-gcc
+"${bochs_build[@]}"
+# The same command again, now a no-op, for the binaries' paths (teeing the first one's
+# output to /dev/stderr would reopen, and truncate, a log file that stderr goes to).
+bochs_bins=$("${bochs_build[@]}" 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
 bochs_log=$(mktemp)
 tools/bochs/run.sh "$(grep /rwkv7_kernels- <<<"$bochs_bins")" vnni each_x86_set --nocapture \
   --- "$(grep /matmul- <<<"$bochs_bins")" vnni matmul_q8_0 matmul_block_quant_exact --nocapture | tee "$bochs_log"
