@@ -593,6 +593,21 @@ unsafe fn halves(a: __m256i, b: __m256i) -> (__m256i, __m256i) {
     unsafe { (_mm256_permute2x128_si256::<0x20>(a, b), _mm256_permute2x128_si256::<0x31>(a, b)) }
 }
 
+/// Q8_0 blocks `b` and `b + 1` of a row as the pair tiles take them: `wlo` holds both
+/// blocks' codes 0..16, `whi` their codes 16..32 (as [`PairX`] lays out a token).
+/// Prefetches ahead of them.
+///
+/// # Safety
+/// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
+#[inline(always)]
+unsafe fn q8_pair_codes(w: *const BlockQ8_0, b: usize) -> (__m256i, __m256i) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        prefetch(w.add(b));
+        halves(BlockQ8_0::codes(w.add(b)), BlockQ8_0::codes(w.add(b + 1)))
+    }
+}
+
 /// A token's pair of blocks: `xlo = [x_b[0..16] | x_b+1[0..16]]`, `xhi` the elements 16..32.
 #[derive(Clone, Copy)]
 struct PairX {
@@ -630,8 +645,7 @@ impl PairBlock<Avx2> for BlockQ8_0 {
     unsafe fn prep_w(w: *const Self, b: usize) -> Q8PairW {
         // SAFETY: the caller's contract.
         unsafe {
-            prefetch(w.add(b));
-            let (wlo, whi) = halves(BlockQ8_0::codes(w.add(b)), BlockQ8_0::codes(w.add(b + 1)));
+            let (wlo, whi) = q8_pair_codes(w, b);
             let (alo, ahi) = (_mm256_sign_epi8(wlo, wlo), _mm256_sign_epi8(whi, whi));
             Q8PairW { wlo, whi, alo, ahi }
         }

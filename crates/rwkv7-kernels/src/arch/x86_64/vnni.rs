@@ -18,10 +18,10 @@
 //! tile ([`PairBlock`]) with engine [`Vnni`]: the same groups, lanes, reduction and float
 //! operations, so every output equals AVX2's bit for bit (tested) while the activation
 //! quants lie in `[-127, 127]`, as the quantizers guarantee for finite input (the AVX2
-//! sign trick would get −128 wrong). Per group of 8 blocks,
-//! one token and one row it takes 8 `vpdpbusd` where AVX2 takes 8 `vpsignb`, 8 `maddubs`,
-//! 8 `madd` and 4 adds (KERNELS.md, "VNNI sets"); the correction costs 8 more per row and
-//! group, shared by the tokens (so decode, one token, gains no multiplies).
+//! sign trick would get −128 wrong). Per group of 8 blocks, one token and one row it
+//! takes 8 `vpdpbusd` where AVX2 takes 8 `vpsignb`, 8 `maddubs`, 8 `madd` and 4 adds
+//! (KERNELS.md, "VNNI sets"); the correction costs 8 more per row and group, shared by
+//! the tokens (so decode, one token, gains no multiplies).
 //!
 //! Each set is handed out by `arch::simd_sets` only when [`crate::CpuFeatures`] reports
 //! its features (with AVX2, FMA and F16C), which every `// SAFETY:` comment on an entry
@@ -31,8 +31,8 @@ use core::arch::x86_64::*;
 use core::marker::PhantomData;
 
 use super::{
-    AVX2, Avx2, BlockQ8_0, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, halves, pair_int_rows, pair_int_tile,
-    prefetch,
+    AVX2, Avx2, BlockQ8_0, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, pair_int_rows, pair_int_tile,
+    q8_pair_codes,
 };
 use crate::arch::quant_matmul_int;
 use crate::{KernelSet, MatmulJob, QuantMatmul};
@@ -123,9 +123,7 @@ impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ8_0 {
     unsafe fn prep_w(w: *const Self, b: usize) -> Q8VnniW {
         // SAFETY: the caller's contract.
         unsafe {
-            use super::QBlock;
-            prefetch(w.add(b));
-            let (wlo, whi) = halves(BlockQ8_0::codes(w.add(b)), BlockQ8_0::codes(w.add(b + 1)));
+            let (wlo, whi) = q8_pair_codes(w, b);
             let bias = _mm256_set1_epi8(BIAS);
             let biased = D::dpbusd(D::dpbusd(_mm256_setzero_si256(), bias, wlo), bias, whi);
             Q8VnniW { wlo, whi, corr: _mm256_sub_epi32(_mm256_setzero_si256(), biased) }
