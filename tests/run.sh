@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's header says when it starts (bash's SECONDS counts from this script's
+# start, tests/setup.sh included), so a CI log shows where its time goes.
+step() { printf '\n==> %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 # Disk: a CI machine once ran out of space part-way through this script (the build
 # directories of all targets together took 7.8 GB). Line tables keep panics' backtraces
@@ -135,3 +137,5 @@ done
 
 step "Android JNI layer on the host JVM with -Xcheck:jni (Java; Kotlin when kotlinc can be had)"
 targets/android/test-host.sh
+
+step "all steps passed"
