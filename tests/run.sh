@@ -64,7 +64,7 @@ CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Westmere" \
   cargo test -p rwkv7-cli -p rwkv7-quant --locked --lib --bins
 
 # qemu cannot execute VNNI (its TCG raises SIGILL on vpdpbusd); Bochs can, for the EVEX
-# form. The kernels' VNNI tests and Q8_0 products run there on all x86 sets, and the log
+# form. The kernels' VNNI tests and Q8_0 and Q4_0 products run there on all x86 sets, and the log
 # must show the x86_64-avx512vnni set exercised (a kernel that turned AVX-512 off would
 # otherwise let them pass on the other sets alone).
 step "kernels on an emulated Tiger Lake (Bochs): the AVX512-VNNI set"
@@ -77,7 +77,7 @@ export CC_x86_64_unknown_linux_musl=musl-gcc
 bochs_bins=$("${bochs_build[@]}" 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p')
 bochs_log=$(mktemp)
 tools/bochs/run.sh "$(grep /rwkv7_kernels- <<<"$bochs_bins")" vnni each_x86_set --nocapture \
-  --- "$(grep /matmul- <<<"$bochs_bins")" vnni matmul_q8_0 matmul_block_quant_exact --nocapture | tee "$bochs_log"
+  --- "$(grep /matmul- <<<"$bochs_bins")" vnni matmul_q8_0 matmul_q4_0 matmul_block_quant_exact --nocapture | tee "$bochs_log"
 if ! grep -q "vnni vs avx2: kernel sets exercised: x86_64-avx512vnni" "$bochs_log" ||
   grep -q "SKIPPED: no AVX512-VNNI" "$bochs_log"; then
   echo "the x86_64-avx512vnni set did not run under Bochs" >&2

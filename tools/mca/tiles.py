@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes the llvm-mca inputs of tools/mca/run.sh into the directory given: the inner
 loop of the Q8_0 and Q4_0 integer tiles, one group of 8 blocks x one token x one row,
-in the AVX2 form and the VNNI (vpdpbusd) form, written out by hand from
+in the AVX2 form and the VNNI (vpdpbusd) column form, written out by hand from
 crates/rwkv7-kernels/src/arch/x86_64.rs and x86_64/vnni.rs.
 
-Registers: the row's 4 prepared pairs in ymm0-7 (lo, hi halves), the token's prepared
-pairs at 0(%rsp) + 64*p (+32 for the high half), its scales at 512(%rsp), its Q4_0
-offset at 640(%rsp), per-row extras (|w| for AVX2 Q8_0, the correction for VNNI Q8_0)
-at 1024(%rsp) + 64*p, ones (i16) in ymm14, the accumulator in ymm15.
+Registers: the row's 4 prepared pairs in ymm0-7 (lo, hi halves; VNNI: its 8 columns),
+the token's prepared pairs (VNNI: columns) at 0(%rsp) + 64*p (+32 for the high half),
+its scales at 512(%rsp), its code offset at 640(%rsp), |w| for AVX2 Q8_0 at
+1024(%rsp) + 64*p, ones (i16) in ymm14, the accumulator in ymm15.
 """
 import sys
 from pathlib import Path
@@ -42,13 +42,6 @@ TILES = {
             "vpmaddwd %ymm14, %ymm12, %ymm12", "vpmaddwd %ymm14, %ymm13, %ymm13", f"vpaddd %ymm13, %ymm12, %ymm{8 + p}"])
         + reduce("vpaddd") + finish(False),
     ),
-    "q8_0-vnni": (
-        "Q8_0, VNNI: per pair the row's correction and two vpdpbusd against the biased activations",
-        per_pair(lambda p: [
-            f"vmovdqa {1024 + 64 * p}(%rsp), %ymm{8 + p}", f"vpdpbusd {64 * p}(%rsp), %ymm{2 * p}, %ymm{8 + p}",
-            f"vpdpbusd {64 * p + 32}(%rsp), %ymm{2 * p + 1}, %ymm{8 + p}"])
-        + reduce("vpaddd") + finish(False),
-    ),
     "q4_0-avx2": (
         "Q4_0, AVX2: per pair two maddubs of the nibbles and an i16 add; i16 reduction, one madd",
         per_pair(lambda p: [
@@ -56,12 +49,10 @@ TILES = {
             f"vpaddw %ymm13, %ymm12, %ymm{8 + p}"])
         + reduce("vpaddw") + ["vpmaddwd %ymm14, %ymm8, %ymm8"] + finish(True),
     ),
-    "q4_0-vnni": (
-        "Q4_0, VNNI (not adopted): per pair two vpdpbusd from zero; i32 reduction",
-        per_pair(lambda p: [
-            f"vpxor %ymm{8 + p}, %ymm{8 + p}, %ymm{8 + p}", f"vpdpbusd {64 * p}(%rsp), %ymm{2 * p}, %ymm{8 + p}",
-            f"vpdpbusd {64 * p + 32}(%rsp), %ymm{2 * p + 1}, %ymm{8 + p}"])
-        + reduce("vpaddd") + finish(True),
+    "vnni": (
+        "Q8_0 and Q4_0, VNNI: one vpdpbusd per column into one accumulator, no reduction",
+        ["vpxor %ymm8, %ymm8, %ymm8"] + [f"vpdpbusd {32 * c}(%rsp), %ymm{c}, %ymm8" for c in range(8)]
+        + finish(True),
     ),
 }
 

@@ -179,14 +179,13 @@ fn matmul_q4_0() {
     check_type(Ty::Q4_0);
 }
 
-/// The VNNI sets' Q8_0 tile forms the same exact integer block sums as `x86_64-avx2`'s,
-/// in the same lanes, and does the same float operations on them, so its outputs must be
-/// AVX2's bit for bit (a tighter check than the bound against scalar). Where the CPU has
-/// no VNNI, `x86_64-vnni-emulated` runs the tile with an exact AVX2 emulation of
-/// `vpdpbusd` (itself checked against the instruction's definition). (Their Q4_0 is
-/// AVX2's own function.)
+/// The VNNI sets' Q8_0 and Q4_0 tiles form the same exact integer block sums as
+/// `x86_64-avx2`'s, in the same lanes, and do the same float operations on them, so their
+/// outputs must be AVX2's bit for bit (a tighter check than the bound against scalar).
+/// Where the CPU has no VNNI, `x86_64-vnni-emulated` runs the tiles with an exact AVX2
+/// emulation of `vpdpbusd` (itself checked against the instruction's definition).
 #[test]
-fn vnni_q8_0_equals_avx2_bit_for_bit() {
+fn vnni_equals_avx2_bit_for_bit() {
     let sets = kernel_sets("vnni vs avx2");
     let Some(avx2) = sets.iter().find(|k| k.name() == "x86_64-avx2") else {
         // Straight to the stderr handle, which the harness does not capture.
@@ -199,11 +198,13 @@ fn vnni_q8_0_equals_avx2_bit_for_bit() {
     for (rows, cols, tokens) in shapes(true) {
         let w = Weights::random(&mut rng, rows, cols);
         let x = rng.activations(tokens * cols);
-        let m = Ty::Q8_0.matrix(&w, rows, cols);
-        let want = run(&on_path(*avx2, QuantPath::Integer), &m, &x, tokens);
-        for k in &vnni {
-            let got = run(&on_path(**k, QuantPath::Integer), &m, &x, tokens);
-            assert_bits(&format!("Q8_0/{} {rows}x{cols}x{tokens} vs x86_64-avx2", k.name()), &got, &want);
+        for ty in [Ty::Q8_0, Ty::Q4_0] {
+            let m = ty.matrix(&w, rows, cols);
+            let want = run(&on_path(*avx2, QuantPath::Integer), &m, &x, tokens);
+            for k in &vnni {
+                let got = run(&on_path(**k, QuantPath::Integer), &m, &x, tokens);
+                assert_bits(&format!("{ty:?}/{} {rows}x{cols}x{tokens} vs x86_64-avx2", k.name()), &got, &want);
+            }
         }
     }
 }

@@ -446,58 +446,34 @@ pub(super) unsafe fn hsum_all<const R: usize, const T: usize>(acc: &[[__m256; T]
 /// the VNNI engines of [`vnni`] (`vpdpbusd`). Every engine computes the same exact
 /// integer sums in the same lanes, so their outputs agree bit for bit.
 trait PairBlock<E>: QBlock + Sized {
-    /// One row's weights for a pair, prepared once and reused by every token.
-    type W: Copy;
-    /// Whether the codes are stored with an offset of 8 (Q4_0), so that the exact sum is
-    /// `Σ q·x − 8·Σx`.
-    const OFFSET8: bool;
+    /// One row's group of 8 blocks, prepared once and reused by every token.
+    type G: Copy;
+    /// The engine multiplies `code + CODE_OFFSET` where the block holds `code` (Q4_0
+    /// stores `w + 8`; the VNNI Q8_0 tile biases `w` by 128 to make it unsigned; 0: no
+    /// offset), so the exact sum is `Σ (code + CODE_OFFSET)·x − CODE_OFFSET·Σx`.
+    const CODE_OFFSET: i32;
 
-    /// Blocks `b`, `b + 1` of a row (prefetching further along it).
+    /// A row's blocks `b0..b0 + 8` (prefetching further along it).
     ///
     /// # Safety
-    /// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
-    unsafe fn prep_w(w: *const Self, b: usize) -> Self::W;
+    /// `w` valid for blocks `b0..b0 + 8`; the engine's ISA enabled.
+    unsafe fn prep_group_w(w: *const Self, b0: usize) -> Self::G;
 
-    /// One token's pair as [`PairBlock::pair_isum`] takes it, prepared once for every
-    /// row (by default the quants as loaded).
+    /// One token's 4 pairs of a group as [`PairBlock::group_isum`] takes them, arranged
+    /// once for every row (by default as loaded).
     ///
     /// # Safety
-    /// AVX2 enabled.
+    /// The engine's ISA enabled.
     #[inline(always)]
-    unsafe fn prep_x(x: PairX) -> PairX {
-        x
+    unsafe fn arrange_x(pairs: [PairX; GROUP / 2]) -> [PairX; GROUP / 2] {
+        pairs
     }
 
-    /// The exact sums of `code·x` of the pair, in the lanes `madd` leaves them (Q4_0: the
-    /// stored codes 0..15, before the offset).
+    /// A group's 8 exact sums of `(code + CODE_OFFSET)·x`, in [`GROUP_ORDER`].
     ///
     /// # Safety
-    /// AVX2 enabled.
-    unsafe fn pair_isum(w: &Self::W, x: &PairX) -> __m256i;
-
-    /// The pair's `Σx` per lane as [`PairBlock::pair_isum`] arranges its sums.
-    ///
-    /// # Safety
-    /// AVX2 enabled.
-    unsafe fn pair_xsum(x: &PairX) -> __m256i;
-
-    /// A group's 8 exact sums of `code·x`, in [`GROUP_ORDER`] (by default
-    /// [`reduce_group`] of the 4 pairs' [`PairBlock::pair_isum`]).
-    ///
-    /// # Safety
-    /// AVX2 enabled.
-    #[inline(always)]
-    unsafe fn group_isum(w: &[Self::W; GROUP / 2], x: &[PairX; GROUP / 2]) -> __m256i {
-        // SAFETY: forwarded contract.
-        unsafe {
-            reduce_group([
-                Self::pair_isum(&w[0], &x[0]),
-                Self::pair_isum(&w[1], &x[1]),
-                Self::pair_isum(&w[2], &x[2]),
-                Self::pair_isum(&w[3], &x[3]),
-            ])
-        }
-    }
+    /// The engine's ISA enabled.
+    unsafe fn group_isum(w: &Self::G, x: &[PairX; GROUP / 2]) -> __m256i;
 }
 
 /// The order in which [`reduce_group`] leaves a group's 8 block sums: the reduction works
@@ -637,12 +613,13 @@ struct Q8PairW {
     ahi: __m256i,
 }
 
-impl PairBlock<Avx2> for BlockQ8_0 {
-    type W = Q8PairW;
-    const OFFSET8: bool = false;
-
+impl Q8PairW {
+    /// Blocks `b`, `b + 1` of a row.
+    ///
+    /// # Safety
+    /// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
     #[inline(always)]
-    unsafe fn prep_w(w: *const Self, b: usize) -> Q8PairW {
+    unsafe fn load(w: *const BlockQ8_0, b: usize) -> Self {
         // SAFETY: the caller's contract.
         unsafe {
             let (wlo, whi) = q8_pair_codes(w, b);
@@ -653,22 +630,38 @@ impl PairBlock<Avx2> for BlockQ8_0 {
 
     /// `|w|` (unsigned) × `x·sign(w)` with `maddubs`: pairs of products, no saturation
     /// because `|x| ≤ 127` (`2·128·127 < 2¹⁵`); `madd` with ones widens each half to
-    /// i32 (adding the i16 halves first could overflow), and the halves are added.
+    /// i32 (adding the i16 halves first could overflow), and the halves are added. The
+    /// sums lie in `madd`'s lanes: block `b`'s partial sums in lanes 0–3, `b + 1`'s in 4–7.
+    ///
+    /// # Safety
+    /// AVX2 enabled.
     #[inline(always)]
-    unsafe fn pair_isum(w: &Q8PairW, x: &PairX) -> __m256i {
+    unsafe fn isum(&self, x: &PairX) -> __m256i {
         // SAFETY: register-only intrinsics; the ISA is the caller's promise.
         unsafe {
             let ones = _mm256_set1_epi16(1);
-            let lo = _mm256_maddubs_epi16(w.alo, _mm256_sign_epi8(x.xlo, w.wlo));
-            let hi = _mm256_maddubs_epi16(w.ahi, _mm256_sign_epi8(x.xhi, w.whi));
+            let lo = _mm256_maddubs_epi16(self.alo, _mm256_sign_epi8(x.xlo, self.wlo));
+            let hi = _mm256_maddubs_epi16(self.ahi, _mm256_sign_epi8(x.xhi, self.whi));
             _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones))
         }
     }
+}
+
+impl PairBlock<Avx2> for BlockQ8_0 {
+    type G = [Q8PairW; GROUP / 2];
+    const CODE_OFFSET: i32 = 0;
 
     #[inline(always)]
-    unsafe fn pair_xsum(_: &PairX) -> __m256i {
-        // SAFETY: no memory access; AVX is the caller's promise.
-        unsafe { _mm256_setzero_si256() }
+    unsafe fn prep_group_w(w: *const Self, b0: usize) -> Self::G {
+        // SAFETY: the caller's contract.
+        unsafe { [Q8PairW::load(w, b0), Q8PairW::load(w, b0 + 2), Q8PairW::load(w, b0 + 4), Q8PairW::load(w, b0 + 6)] }
+    }
+
+    /// [`reduce_group`] of the 4 pairs' sums.
+    #[inline(always)]
+    unsafe fn group_isum(w: &Self::G, x: &[PairX; GROUP / 2]) -> __m256i {
+        // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+        unsafe { reduce_group([w[0].isum(&x[0]), w[1].isum(&x[1]), w[2].isum(&x[2]), w[3].isum(&x[3])]) }
     }
 }
 
@@ -680,72 +673,106 @@ struct Q4PairW {
     hi: __m256i,
 }
 
-impl PairBlock<Avx2> for BlockQ4_0 {
-    type W = Q4PairW;
-    const OFFSET8: bool = true;
+/// The low and the high nibbles of each byte of `q`, as bytes.
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn nibbles(q: __m256i) -> (__m256i, __m256i) {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0x0F);
+        (_mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4))
+    }
+}
 
+/// The packed nibbles of Q4_0 blocks `b` and `b + 1` of a row, `[qs_b | qs_b+1]`
+/// (prefetching further along it).
+///
+/// # Safety
+/// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
+#[inline(always)]
+unsafe fn q4_pair_bytes(w: *const BlockQ4_0, b: usize) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        prefetch(w.add(b));
+        _mm256_loadu2_m128i(core::ptr::addr_of!((*w.add(b + 1)).qs).cast(), core::ptr::addr_of!((*w.add(b)).qs).cast())
+    }
+}
+
+impl Q4PairW {
+    /// Blocks `b`, `b + 1` of a row.
+    ///
+    /// # Safety
+    /// `w` valid for blocks `b`, `b + 1`; AVX2 enabled.
     #[inline(always)]
-    unsafe fn prep_w(w: *const Self, b: usize) -> Q4PairW {
+    unsafe fn load(w: *const BlockQ4_0, b: usize) -> Self {
         // SAFETY: the caller's contract.
-        unsafe {
-            prefetch(w.add(b));
-            let q = _mm256_loadu2_m128i(
-                core::ptr::addr_of!((*w.add(b + 1)).qs).cast(),
-                core::ptr::addr_of!((*w.add(b)).qs).cast(),
-            );
-            let low4 = _mm256_set1_epi8(0x0F);
-            Q4PairW { lo: _mm256_and_si256(q, low4), hi: _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4) }
-        }
+        let (lo, hi) = unsafe { nibbles(q4_pair_bytes(w, b)) };
+        Q4PairW { lo, hi }
     }
 
     /// `maddubs` takes the unsigned nibbles against the activations directly; the two
-    /// products are added as i16 (at most `4·15·127 < 2¹⁵`) and `madd` with ones widens.
+    /// products are added as i16 (at most `4·15·127 = 7620` per lane).
+    ///
+    /// # Safety
+    /// AVX2 enabled.
     #[inline(always)]
-    unsafe fn pair_isum(w: &Q4PairW, x: &PairX) -> __m256i {
+    unsafe fn products16(&self, x: &PairX) -> __m256i {
         // SAFETY: register-only intrinsics; the ISA is the caller's promise.
-        unsafe {
-            let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(w.lo, x.xlo), _mm256_maddubs_epi16(w.hi, x.xhi));
-            _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
-        }
+        unsafe { _mm256_add_epi16(_mm256_maddubs_epi16(self.lo, x.xlo), _mm256_maddubs_epi16(self.hi, x.xhi)) }
+    }
+}
+
+impl PairBlock<Avx2> for BlockQ4_0 {
+    type G = [Q4PairW; GROUP / 2];
+    const CODE_OFFSET: i32 = 8;
+
+    #[inline(always)]
+    unsafe fn prep_group_w(w: *const Self, b0: usize) -> Self::G {
+        // SAFETY: the caller's contract.
+        unsafe { [Q4PairW::load(w, b0), Q4PairW::load(w, b0 + 2), Q4PairW::load(w, b0 + 4), Q4PairW::load(w, b0 + 6)] }
     }
 
-    /// The 4 pairs' i16 products (`maddubs` of low and high nibbles, added: at most
-    /// `4·15·127 = 7620` per lane) are reduced in i16 by [`zip32_add16`] and
-    /// [`zip64_add16`] (32-bit units keep each pair's i16 neighbours together:
-    /// `[p0 p0 p1 p1 ..]`, then `[p0 p0 p1 p1 p2 p2 p3 p3]` per 128-bit lane, each i16 a
-    /// sum of 4 lanes, at most `4·7620 = 30480 < 2¹⁵`: exact) and widened by one `madd`
-    /// with ones, which also adds the neighbours: the lanes come out as
+    /// The 4 pairs' i16 products ([`Q4PairW::products16`]) are reduced in i16 by
+    /// [`zip32_add16`] and [`zip64_add16`] (32-bit units keep each pair's i16 neighbours
+    /// together: `[p0 p0 p1 p1 ..]`, then `[p0 p0 p1 p1 p2 p2 p3 p3]` per 128-bit lane,
+    /// each i16 a sum of 4 lanes, at most `4·7620 = 30480 < 2¹⁵`: exact) and widened by
+    /// one `madd` with ones, which also adds the neighbours: the lanes come out as
     /// [`reduce_group`]'s, with one widening multiply per group instead of four (Q8_0's
     /// products, up to `2·128·127`, leave no such room). The multiply ports are what the
     /// integer tiles wait on.
     #[inline(always)]
-    unsafe fn group_isum(w: &[Q4PairW; GROUP / 2], x: &[PairX; GROUP / 2]) -> __m256i {
+    unsafe fn group_isum(w: &Self::G, x: &[PairX; GROUP / 2]) -> __m256i {
         // SAFETY: register-only intrinsics; the ISA is the caller's promise.
         unsafe {
-            let p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0].lo, x[0].xlo), _mm256_maddubs_epi16(w[0].hi, x[0].xhi));
-            let p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w[1].lo, x[1].xlo), _mm256_maddubs_epi16(w[1].hi, x[1].xhi));
-            let p2 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2].lo, x[2].xlo), _mm256_maddubs_epi16(w[2].hi, x[2].xhi));
-            let p3 = _mm256_add_epi16(_mm256_maddubs_epi16(w[3].lo, x[3].xlo), _mm256_maddubs_epi16(w[3].hi, x[3].xhi));
-            let h = zip64_add16(zip32_add16(p0, p1), zip32_add16(p2, p3));
+            let h = zip64_add16(
+                zip32_add16(w[0].products16(&x[0]), w[1].products16(&x[1])),
+                zip32_add16(w[2].products16(&x[2]), w[3].products16(&x[3])),
+            );
             _mm256_madd_epi16(h, _mm256_set1_epi16(1))
-        }
-    }
-
-    /// `Σx` with `maddubs` against ones (pairs, at most `2·127`) and `madd` with ones.
-    #[inline(always)]
-    unsafe fn pair_xsum(x: &PairX) -> __m256i {
-        // SAFETY: register-only intrinsics; the ISA is the caller's promise.
-        unsafe {
-            let one = _mm256_set1_epi8(1);
-            let s16 = _mm256_add_epi16(_mm256_maddubs_epi16(one, x.xlo), _mm256_maddubs_epi16(one, x.xhi));
-            _mm256_madd_epi16(s16, _mm256_set1_epi16(1))
         }
     }
 }
 
+/// A pair's `Σx` per lane as `madd` arranges a pair's sums (block `b` in lanes 0–3,
+/// `b + 1` in 4–7): `maddubs` against ones (pairs, at most `2·127`) and `madd` with ones.
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn pair_xsum(x: &PairX) -> __m256i {
+    // SAFETY: register-only intrinsics; the ISA is the caller's promise.
+    unsafe {
+        let one = _mm256_set1_epi8(1);
+        let s16 = _mm256_add_epi16(_mm256_maddubs_epi16(one, x.xlo), _mm256_maddubs_epi16(one, x.xhi));
+        _mm256_madd_epi16(s16, _mm256_set1_epi16(1))
+    }
+}
+
 /// One token's activations for a group of 8 blocks, prepared once for every row: the 4
-/// pairs, the code offset `8·Σx` per block (Q4_0; zero otherwise) and the block scales,
-/// both in [`GROUP_ORDER`].
+/// pairs (as [`PairBlock::arrange_x`] leaves them), the offset `CODE_OFFSET·Σx` per block
+/// (zero without an offset) and the block scales, both in [`GROUP_ORDER`].
 #[derive(Clone, Copy)]
 struct GroupX {
     pairs: [PairX; GROUP / 2],
@@ -763,23 +790,15 @@ unsafe fn prep_group<E, W: PairBlock<E>>(xq: *const i8, xd: *const f32, b0: usiz
     unsafe {
         // No closures (`map`, `from_fn`) in these helpers: a closure is compiled without
         // the entry point's target features, and every intrinsic in it becomes a call.
-        let pairs = [
-            W::prep_x(act_pair(xq, b0)),
-            W::prep_x(act_pair(xq, b0 + 2)),
-            W::prep_x(act_pair(xq, b0 + 4)),
-            W::prep_x(act_pair(xq, b0 + 6)),
-        ];
-        let offset = if W::OFFSET8 {
-            let sums = reduce_group([
-                W::pair_xsum(&pairs[0]),
-                W::pair_xsum(&pairs[1]),
-                W::pair_xsum(&pairs[2]),
-                W::pair_xsum(&pairs[3]),
-            ]);
-            _mm256_slli_epi32::<3>(sums)
+        let pairs = [act_pair(xq, b0), act_pair(xq, b0 + 2), act_pair(xq, b0 + 4), act_pair(xq, b0 + 6)];
+        let offset = if W::CODE_OFFSET != 0 {
+            let sums =
+                reduce_group([pair_xsum(&pairs[0]), pair_xsum(&pairs[1]), pair_xsum(&pairs[2]), pair_xsum(&pairs[3])]);
+            _mm256_mullo_epi32(sums, _mm256_set1_epi32(W::CODE_OFFSET))
         } else {
             _mm256_setzero_si256()
         };
+        let pairs = W::arrange_x(pairs);
         let order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         let dx = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xd.add(b0)), order);
         GroupX { pairs, offset, dx }
@@ -792,23 +811,13 @@ unsafe fn prep_group<E, W: PairBlock<E>>(xq: *const i8, xd: *const f32, b0: usiz
 /// # Safety
 /// AVX2 and FMA enabled.
 #[inline(always)]
-unsafe fn group_fma<E, W: PairBlock<E>>(w: &[W::W; GROUP / 2], dw: __m256, x: &GroupX, acc: __m256) -> __m256 {
+unsafe fn group_fma<E, W: PairBlock<E>>(w: &W::G, dw: __m256, x: &GroupX, acc: __m256) -> __m256 {
     // SAFETY: register-only intrinsics; the ISA is the caller's promise.
     unsafe {
         let sums = W::group_isum(w, &x.pairs);
-        let exact = if W::OFFSET8 { _mm256_sub_epi32(sums, x.offset) } else { sums };
+        let exact = if W::CODE_OFFSET != 0 { _mm256_sub_epi32(sums, x.offset) } else { sums };
         _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), _mm256_mul_ps(dw, x.dx), acc)
     }
-}
-
-/// A row's 4 pairs of the group starting at block `b0`.
-///
-/// # Safety
-/// `w` valid for blocks `b0..b0 + 8`; AVX2 enabled.
-#[inline(always)]
-unsafe fn prep_group_w<E, W: PairBlock<E>>(w: *const W, b0: usize) -> [W::W; GROUP / 2] {
-    // SAFETY: the caller's contract.
-    unsafe { [W::prep_w(w, b0), W::prep_w(w, b0 + 2), W::prep_w(w, b0 + 4), W::prep_w(w, b0 + 6)] }
 }
 
 /// [`QuantTile::int_tile`] for a [`PairBlock`]: whole groups of 8 blocks through
@@ -837,7 +846,7 @@ unsafe fn pair_int_tile<E, W: PairBlock<E>, const R: usize, const T: usize>(
                 x[t] = prep_group::<E, W>(xq[t], xd[t], b0);
             }
             for r in 0..R {
-                let (wg, dw) = (prep_group_w::<E, W>(w[r], b0), group_scales(w[r].add(b0)));
+                let (wg, dw) = (W::prep_group_w(w[r], b0), group_scales(w[r].add(b0)));
                 for t in 0..T {
                     acc[r][t] = group_fma::<E, W>(&wg, dw, &x[t], acc[r][t]);
                 }
@@ -930,7 +939,7 @@ unsafe fn prepared_run<E, W: PairBlock<E>, const T: usize>(
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); T]; 1];
         for g in b0 / GROUP..b1 / GROUP {
-            let (wg, dw) = (prep_group_w::<E, W>(row, g * GROUP), group_scales(row.add(g * GROUP)));
+            let (wg, dw) = (W::prep_group_w(row, g * GROUP), group_scales(row.add(g * GROUP)));
             for t in 0..T {
                 acc[0][t] = group_fma::<E, W>(&wg, dw, (*prepared.add(g * T + t)).assume_init_ref(), acc[0][t]);
             }
@@ -941,10 +950,16 @@ unsafe fn prepared_run<E, W: PairBlock<E>, const T: usize>(
 }
 
 /// The integer tiles of both legacy block types, for every engine `$engine`, are the pair
-/// tiles; they differ only in how a pair is prepared and multiplied ([`PairBlock`]). The
-/// dequantize tile is AVX2's for every engine.
+/// tiles; they differ only in how a group is prepared and multiplied ([`PairBlock`]). The
+/// dequantize tile is AVX2's for every engine. With a second engine `$one_token`, rows
+/// against a single token (decode) run on that engine's tiles instead: every engine forms
+/// the same exact sums and the same float steps, so the outputs do not change, only the
+/// work (see `vnni`).
 macro_rules! pair_quant_tile {
     ([$($generics:tt)*] $engine:ty, $block:ty) => {
+        pair_quant_tile!([$($generics)*] $engine, $block, $engine);
+    };
+    ([$($generics:tt)*] $engine:ty, $block:ty, $one_token:ty) => {
         impl<$($generics)*> QuantTile<$block> for $engine {
             #[inline(always)]
             unsafe fn int_tile<const R: usize, const T: usize>(
@@ -968,8 +983,14 @@ macro_rules! pair_quant_tile {
                 panel: usize,
                 store: &mut impl FnMut(usize, usize, f32),
             ) {
-                // SAFETY: forwarded contract.
-                unsafe { pair_int_rows::<Self, $block, T>(w, stride, n, xq, xd, nb, panel, store) }
+                // SAFETY: forwarded contract; `$one_token` needs no more than `$engine`'s ISA.
+                unsafe {
+                    if T == 1 {
+                        pair_int_rows::<$one_token, $block, 1>(w, stride, n, [xq[0]], [xd[0]], nb, panel, store)
+                    } else {
+                        pair_int_rows::<Self, $block, T>(w, stride, n, xq, xd, nb, panel, store)
+                    }
+                }
             }
 
             #[inline(always)]

@@ -1,27 +1,36 @@
-//! The VNNI kernel sets: the AVX2 set with its Q8_0 integer products formed by
-//! `vpdpbusd` (`acc + Σ` of four `u8 × i8` byte products in each i32 lane, one
-//! instruction, no intermediate saturation) instead of `vpsignb` + `maddubs` + `madd`:
+//! The VNNI kernel sets: the AVX2 set with its Q8_0 and Q4_0 integer products formed
+//! by `vpdpbusd` (`acc + Σ` of four `u8 × i8` byte products in each i32 lane, one
+//! instruction, no intermediate saturation) instead of `maddubs` + `madd`:
 //!
 //! - `x86_64-avx512vnni`: the EVEX form on 256-bit vectors (AVX512-VNNI + AVX512-VL:
 //!   Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4 and later);
-//! - `x86_64-avxvnni`: the VEX form (AVX-VNNI: Alder Lake and later, Zen 5);
+//! - `x86_64-avxvnni`: the VEX form (AVX-VNNI: Alder Lake and later, Sapphire Rapids,
+//!   Zen 5);
 //! - `x86_64-vnni-emulated`: the same tiles with `vpdpbusd` computed exactly by AVX2
 //!   instructions ([`Emulated`]). Slower than `x86_64-avx2` and listed after it, so never
 //!   the best set: it exists so that the VNNI tiles run and are tested on every AVX2 CPU.
-//!   This project's CI hosts have no VNNI, and qemu (7.2, and 10.0 with `-cpu max`)
-//!   cannot execute it; Bochs can, for the EVEX form only, and CI runs the VNNI tests
-//!   there (`tools/bochs/run.sh`). The VEX form (`x86_64-avxvnni`) runs nowhere here.
+//!   qemu (7.2, and 10.0 with `-cpu max`) cannot execute VNNI; Bochs can, for the EVEX
+//!   form only, and CI runs the VNNI tests there (`tools/bochs/run.sh`). Both forms run
+//!   natively on CPUs that have them (the tests use every set the CPU offers).
 //!
-//! Everything else (Q4_0, whose AVX2 tile already needs no sign step and which llvm-mca
-//! puts at the same speed either way; float products; K-quants; the activation
-//! quantizer; the element-wise kernels) is the AVX2 set's. The Q8_0 tile is AVX2's pair
-//! tile ([`PairBlock`]) with engine [`Vnni`]: the same groups, lanes, reduction and float
-//! operations, so every output equals AVX2's bit for bit (tested) while the activation
-//! quants lie in `[-127, 127]`, as the quantizers guarantee for finite input (the AVX2
-//! sign trick would get −128 wrong). Per group of 8 blocks, one token and one row it
-//! takes 8 `vpdpbusd` where AVX2 takes 8 `vpsignb`, 8 `maddubs`, 8 `madd` and 4 adds
-//! (KERNELS.md, "VNNI sets"); the correction costs 8 more per row and group, shared by
-//! the tokens (so decode, one token, gains no multiplies).
+//! Everything else (float products; K-quants; the activation quantizer; the element-wise
+//! kernels) is the AVX2 set's.
+//!
+//! **The tiles work on columns.** AVX2's pair tiles leave each block's sum spread over 4
+//! lanes and reduce a group of 8 blocks with shuffles for every token. Here a row's group
+//! is *transposed* once, for every token ([`transpose_pairs`]): column `l` holds, in lane
+//! `j`, bytes `4l..4l + 4` of block [`GROUP_ORDER`]`[j]` (Q4_0: the nibbles of bytes
+//! `4l..4l + 4`, low and high, which are elements `4l..` and `16 + 4l..`); each token's
+//! activations are transposed the same way, once for every row ([`PairBlock::arrange_x`]).
+//! Then 8 `vpdpbusd`, one per column, leave the group's 8 block sums in their lanes with
+//! no reduction at all. The weights are the unsigned operand: Q4_0's nibbles as stored
+//! (`w + 8`), Q8_0's codes biased by 128 (`w ^ 0x80`), and `CODE_OFFSET·Σx`, computed
+//! once per token and block, takes the offset back off. The sums are the exact integers
+//! AVX2 forms, in the same lanes, and the float steps are the same, so every output
+//! equals AVX2's bit for bit (tested). Per group, one token and one row that is 8
+//! `vpdpbusd` where AVX2 takes 8 `maddubs`, 4–8 `madd`, 6 shuffles and 7–11 adds (Q4_0,
+//! Q8_0 also 8 `vpsignb`); the transposition, 16 shuffles (plus the nibble split or the
+//! bias), is shared by the tokens of a call (KERNELS.md, "VNNI sets").
 //!
 //! Each set is handed out by `arch::simd_sets` only when [`crate::CpuFeatures`] reports
 //! its features (with AVX2, FMA and F16C), which every `// SAFETY:` comment on an entry
@@ -31,8 +40,8 @@ use core::arch::x86_64::*;
 use core::marker::PhantomData;
 
 use super::{
-    AVX2, Avx2, BlockQ8_0, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, pair_int_rows, pair_int_tile,
-    q8_pair_codes,
+    AVX2, Avx2, BlockQ4_0, BlockQ8_0, GROUP, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, nibbles,
+    pair_int_rows, pair_int_tile, q4_pair_bytes, q8_pair_codes,
 };
 use crate::arch::quant_matmul_int;
 use crate::{KernelSet, MatmulJob, QuantMatmul};
@@ -100,62 +109,151 @@ impl<D> QuantizeActs for Vnni<D> {
     }
 }
 
-/// The byte `0x80`: 128 as `vpdpbusd`'s unsigned operand, and the bit that turns a signed
-/// activation `x` into `x + 128` as an unsigned byte (`x ^ 0x80`).
-const BIAS: i8 = i8::MIN;
-
-/// A row's Q8_0 pair for `vpdpbusd`: the signed codes, arranged as [`PairX`], and
-/// `corr = −128·Σw` per lane, the correction for activations offset by 128.
-#[derive(Clone, Copy)]
-pub(super) struct Q8VnniW {
-    wlo: __m256i,
-    whi: __m256i,
-    corr: __m256i,
+/// A 4×4 transposition of 32-bit units within each 128-bit lane, for 4 vectors laid out
+/// as [`PairX`]'s halves: `v[p]` holds units `m = 0..4` of block `2p` in its low lane and
+/// of block `2p + 1` in its high lane. Column `m` of the result holds unit `m` of blocks
+/// `0, 2, 4, 6` (low lane) and `1, 3, 5, 7` (high lane), which is [`GROUP_ORDER`]. Two
+/// rounds of interleaves, 8 shuffles: `unpack*_epi32` of `v[0], v[1]` gives
+/// `[a0 b0 a1 b1]` and `[a2 b2 a3 b3]` per lane, and `unpack*_epi64` of two such gives
+/// `[a0 b0 c0 d0]`, `[a1 b1 c1 d1]`, ….
+///
+/// [`GROUP_ORDER`]: super::GROUP_ORDER
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn transpose_pairs(v: [__m256i; 4]) -> [__m256i; 4] {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe {
+        let (ab_lo, ab_hi) = (_mm256_unpacklo_epi32(v[0], v[1]), _mm256_unpackhi_epi32(v[0], v[1]));
+        let (cd_lo, cd_hi) = (_mm256_unpacklo_epi32(v[2], v[3]), _mm256_unpackhi_epi32(v[2], v[3]));
+        [
+            _mm256_unpacklo_epi64(ab_lo, cd_lo),
+            _mm256_unpackhi_epi64(ab_lo, cd_lo),
+            _mm256_unpacklo_epi64(ab_hi, cd_hi),
+            _mm256_unpackhi_epi64(ab_hi, cd_hi),
+        ]
+    }
 }
 
-impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ8_0 {
-    type W = Q8VnniW;
-    const OFFSET8: bool = false;
+/// A group's 8 columns (see the module docs), stored as 4 [`PairX`]: entry `m` holds
+/// column `m` in `xlo` and column `4 + m` in `xhi`, for weights and activations alike.
+type Columns = [PairX; GROUP / 2];
 
-    /// The codes as loaded, and the correction by two `vpdpbusd` against 128 (at most
-    /// `128·8·128` in magnitude per lane), negated. Once per row and pair, for every token.
+/// Columns from a group's 4 pairs of halves: the `xlo` halves give columns 0–3 (bytes
+/// 0..16 of each block) and the `xhi` halves columns 4–7 (bytes 16..32).
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn columns(pairs: [PairX; GROUP / 2]) -> Columns {
+    // SAFETY: register-only; AVX2 is the caller's promise.
+    unsafe {
+        let lo = transpose_pairs([pairs[0].xlo, pairs[1].xlo, pairs[2].xlo, pairs[3].xlo]);
+        let hi = transpose_pairs([pairs[0].xhi, pairs[1].xhi, pairs[2].xhi, pairs[3].xhi]);
+        [
+            PairX { xlo: lo[0], xhi: hi[0] },
+            PairX { xlo: lo[1], xhi: hi[1] },
+            PairX { xlo: lo[2], xhi: hi[2] },
+            PairX { xlo: lo[3], xhi: hi[3] },
+        ]
+    }
+}
+
+/// A group's 8 block sums: one `vpdpbusd` per column, unsigned weights `w` against signed
+/// activations `x`, each leaving its 4 products per block in the block's own lane. Exact:
+/// a block's sum is at most `32·255·127 < 2³¹` in magnitude.
+///
+/// # Safety
+/// The engine's ISA enabled.
+#[inline(always)]
+unsafe fn column_isum<D: Dot4>(w: &Columns, x: &Columns) -> __m256i {
+    // SAFETY: register-only; the ISA is the caller's promise.
+    unsafe {
+        let mut acc = _mm256_setzero_si256();
+        for m in 0..GROUP / 2 {
+            acc = D::dpbusd(D::dpbusd(acc, w[m].xlo, x[m].xlo), w[m].xhi, x[m].xhi);
+        }
+        acc
+    }
+}
+
+/// Q8_0: the columns of the codes biased by 128 (`w ^ 0x80`, so `[−128, 127]` becomes
+/// the unsigned `[0, 255]`), which [`PairBlock::CODE_OFFSET`] takes back off.
+impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ8_0 {
+    type G = Columns;
+    const CODE_OFFSET: i32 = 128;
+
     #[inline(always)]
-    unsafe fn prep_w(w: *const Self, b: usize) -> Q8VnniW {
+    unsafe fn prep_group_w(w: *const Self, b0: usize) -> Columns {
         // SAFETY: the caller's contract.
         unsafe {
-            let (wlo, whi) = q8_pair_codes(w, b);
-            let bias = _mm256_set1_epi8(BIAS);
-            let biased = D::dpbusd(D::dpbusd(_mm256_setzero_si256(), bias, wlo), bias, whi);
-            Q8VnniW { wlo, whi, corr: _mm256_sub_epi32(_mm256_setzero_si256(), biased) }
+            let bias = _mm256_set1_epi8(i8::MIN);
+            let mut pairs = [PairX { xlo: bias, xhi: bias }; GROUP / 2];
+            for (p, pair) in pairs.iter_mut().enumerate() {
+                let (lo, hi) = q8_pair_codes(w, b0 + 2 * p);
+                *pair = PairX { xlo: _mm256_xor_si256(lo, bias), xhi: _mm256_xor_si256(hi, bias) };
+            }
+            columns(pairs)
         }
     }
 
-    /// `x + 128` as unsigned bytes: `x ∈ [−127, 127]` becomes `[1, 255]`.
     #[inline(always)]
-    unsafe fn prep_x(x: PairX) -> PairX {
-        // SAFETY: register-only; AVX2 is the caller's promise.
-        unsafe {
-            let bias = _mm256_set1_epi8(BIAS);
-            PairX { xlo: _mm256_xor_si256(x.xlo, bias), xhi: _mm256_xor_si256(x.xhi, bias) }
-        }
-    }
-
-    /// `Σ(x + 128)·w − 128·Σw = Σx·w`: two `vpdpbusd` from the correction, no sign step.
-    /// Exact: every lane stays within `±(128·8·128 + 255·8·128) < 2³¹`.
-    #[inline(always)]
-    unsafe fn pair_isum(w: &Q8VnniW, x: &PairX) -> __m256i {
-        // SAFETY: register-only; the ISA is the caller's promise.
-        unsafe { D::dpbusd(D::dpbusd(w.corr, x.xlo, w.wlo), x.xhi, w.whi) }
+    unsafe fn arrange_x(pairs: [PairX; GROUP / 2]) -> Columns {
+        // SAFETY: forwarded contract.
+        unsafe { columns(pairs) }
     }
 
     #[inline(always)]
-    unsafe fn pair_xsum(_: &PairX) -> __m256i {
-        // SAFETY: no memory access; AVX is the caller's promise.
-        unsafe { _mm256_setzero_si256() }
+    unsafe fn group_isum(w: &Columns, x: &Columns) -> __m256i {
+        // SAFETY: forwarded contract.
+        unsafe { column_isum::<D>(w, x) }
     }
 }
 
-pair_quant_tile!([D: Dot4] Vnni<D>, BlockQ8_0);
+/// Q4_0: the packed bytes are transposed first, then split into nibbles: column `m`'s low
+/// nibbles are elements `4m..4m + 4` (paired with activation column `m`) and its high
+/// nibbles elements `16 + 4m..` (activation column `4 + m`).
+impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ4_0 {
+    type G = Columns;
+    const CODE_OFFSET: i32 = 8;
+
+    #[inline(always)]
+    unsafe fn prep_group_w(w: *const Self, b0: usize) -> Columns {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let bytes = transpose_pairs([
+                q4_pair_bytes(w, b0),
+                q4_pair_bytes(w, b0 + 2),
+                q4_pair_bytes(w, b0 + 4),
+                q4_pair_bytes(w, b0 + 6),
+            ]);
+            let mut cols = [PairX { xlo: bytes[0], xhi: bytes[0] }; GROUP / 2];
+            for (col, b) in cols.iter_mut().zip(bytes) {
+                let (lo, hi) = nibbles(b);
+                *col = PairX { xlo: lo, xhi: hi };
+            }
+            cols
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn arrange_x(pairs: [PairX; GROUP / 2]) -> Columns {
+        // SAFETY: forwarded contract.
+        unsafe { columns(pairs) }
+    }
+
+    #[inline(always)]
+    unsafe fn group_isum(w: &Columns, x: &Columns) -> __m256i {
+        // SAFETY: forwarded contract.
+        unsafe { column_isum::<D>(w, x) }
+    }
+}
+
+// One token has no tokens to share a row's transposition with: decode runs AVX2's pair
+// tiles, which form the same sums (KERNELS.md, "VNNI sets").
+pair_quant_tile!([D: Dot4] Vnni<D>, BlockQ8_0, Avx2);
+pair_quant_tile!([D: Dot4] Vnni<D>, BlockQ4_0, Avx2);
 
 /// A safe entry point `$name` for block type `$block`, engine `$dot`, whose body is
 /// compiled with `$features`.
@@ -174,19 +272,25 @@ macro_rules! vnni_entry {
     };
 }
 
-/// The kernel set `$set` named `$name`: AVX2's with the VNNI Q8_0 integer path of engine `$dot`.
+/// The kernel set `$set` named `$name`: AVX2's with the VNNI Q8_0 and Q4_0 integer paths
+/// of engine `$dot`.
 macro_rules! vnni_set {
-    ($set:ident, $name:literal, $dot:ty, $features:literal, $q8_0:ident) => {
+    ($set:ident, $name:literal, $dot:ty, $features:literal, $q8_0:ident, $q4_0:ident) => {
         vnni_entry!($q8_0, BlockQ8_0, $dot, $features);
+        vnni_entry!($q4_0, BlockQ4_0, $dot, $features);
 
-        pub(in crate::arch) const $set: KernelSet =
-            KernelSet { name: $name, q8_0: QuantMatmul { integer: $q8_0, ..AVX2.q8_0 }, ..AVX2 };
+        pub(in crate::arch) const $set: KernelSet = KernelSet {
+            name: $name,
+            q8_0: QuantMatmul { integer: $q8_0, ..AVX2.q8_0 },
+            q4_0: QuantMatmul { integer: $q4_0, ..AVX2.q4_0 },
+            ..AVX2
+        };
     };
 }
 
-vnni_set!(AVX512_VNNI, "x86_64-avx512vnni", Avx512Vl, "avx2,fma,f16c,avx512vnni,avx512vl", q8_0_512);
-vnni_set!(AVX_VNNI, "x86_64-avxvnni", AvxVex, "avx2,fma,f16c,avxvnni", q8_0_vex);
-vnni_set!(VNNI_EMULATED, "x86_64-vnni-emulated", Emulated, "avx2,fma,f16c", q8_0_emulated);
+vnni_set!(AVX512_VNNI, "x86_64-avx512vnni", Avx512Vl, "avx2,fma,f16c,avx512vnni,avx512vl", q8_0_512, q4_0_512);
+vnni_set!(AVX_VNNI, "x86_64-avxvnni", AvxVex, "avx2,fma,f16c,avxvnni", q8_0_vex, q4_0_vex);
+vnni_set!(VNNI_EMULATED, "x86_64-vnni-emulated", Emulated, "avx2,fma,f16c", q8_0_emulated, q4_0_emulated);
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
