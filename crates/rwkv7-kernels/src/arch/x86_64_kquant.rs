@@ -1,8 +1,10 @@
-//! AVX2 micro-kernels for Q4_K, Q5_K and Q6_K (integer path).
+//! AVX2 micro-kernels for Q4_K, Q5_K and Q6_K (integer path), and the VNNI sets' variant.
 //!
 //! Entry points are safe `fn`s stored in [`KQ`], which is only reachable through the
-//! `x86_64-avx2` kernel set; that set is handed out only when the CPU has AVX2, FMA and
-//! F16C (see `arch/x86_64.rs`), the invariant every entry point's `// SAFETY:` relies on.
+//! `x86_64-avx2` kernel set and the VNNI sets (which include AVX2), and in the VNNI sets'
+//! own tables ([`VnniK`]); a set is handed out only when the CPU has its features (see
+//! `arch/x86_64.rs` and `x86_64/vnni.rs`), the invariant every entry point's `// SAFETY:`
+//! relies on.
 //!
 //! # One super-block of one row against one token ([`KRow::block_fma`])
 //!
@@ -13,7 +15,8 @@
 //! saturation). `madd` by the group's sub-scales (i16 in every lane; Q6_K: one scale per
 //! 128-bit half, the half being one 16-element sub-block) turns them into i32 and applies
 //! the scale in one step, and the 8 groups add up lane by lane: 8 exact i32 partial sums
-//! of `isum`. One conversion and one FMA by `d·xd` add the super-block to the output's
+//! of `isum`. (The VNNI sets fold each `madd` and its add into one `vpdpwssd`,
+//! [`VnniK`].) One conversion and one FMA by `d·xd` add the super-block to the output's
 //! accumulator. The terms that do not depend on the codes — Q4_K/Q5_K's
 //! `−dmin·Σ_g m_g·Σxq_g` and Q6_K's `−32·Σ_s sc_s·Σxq_s` — come from per-token sums
 //! prepared once per call ([`KRow::prep_x`]).
@@ -32,9 +35,11 @@
 //! output gets the same operations whatever the number of rows and tokens of the call.
 
 use core::arch::x86_64::*;
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 use super::kquant::{KTile, kquant_matmul_int};
+use super::x86_64::vnni::{Avx512Vl, AvxVex, Dot4, Emulated};
 use super::x86_64::{RowSums, hsum_all};
 use super::{PANEL, PREFETCH_BYTES, QuantizeActs, SUPER_T, add_run, runs, store_row};
 use crate::MatmulJob;
@@ -100,11 +105,11 @@ trait KRow: Sized {
     unsafe fn prep_w(p: *const Self) -> Self::W;
 
     /// `acc` plus the super-block's contribution for one token, whose 256 quants are at
-    /// `xq` and terms are `x`.
+    /// `xq` and terms are `x`, the products formed by engine `E`.
     ///
     /// # Safety
-    /// `xq` valid for 256 quants; AVX2 and FMA enabled.
-    unsafe fn block_fma(w: &Self::W, xq: *const i8, x: &Self::X, acc: __m256) -> __m256;
+    /// `xq` valid for 256 quants; AVX2, FMA and `E`'s ISA enabled.
+    unsafe fn block_fma<E: KEngine>(w: &Self::W, xq: *const i8, x: &Self::X, acc: __m256) -> __m256;
 }
 
 /// Requests the cache lines [`PREFETCH_BYTES`] past the block at `p`: one per 64 bytes
@@ -242,29 +247,38 @@ unsafe fn spread_lanes(v: __m256i) -> [__m256i; 8] {
     }
 }
 
-/// `Σ_g madd(maddubs(codes_g, xq_g), scales_g)`: 8 exact i32 partial sums of
-/// `Σ_g s_g·Σ code·xq` (each `|·| ≤ 8·2·(2·63·127)·128 < 2²⁵`, Q6_K's bound).
-///
-/// # Safety
-/// `xq` valid for 256 quants; AVX2 enabled.
-#[inline(always)]
-unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *const i8) -> __m256i {
-    // SAFETY: group `g`'s 32 quants are inside the 256 (caller); the rest is register-only.
-    unsafe {
-        // Each group's `maddubs` right before its `madd`, not all 8 first through
-        // [`products`]: that order measured about 3 % slower in decode (criterion q4_k
-        // and q6_k 4096×1024×1, 3 alternated runs).
-        let mut s = [_mm256_setzero_si256(); 8];
-        for g in 0..8 {
-            let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
-            s[g] = _mm256_madd_epi16(pairs, scales[g]);
+/// The engine of the K-quant tiles: how a super-block's scaled group products are formed
+/// ([`Avx2K`]: `madd` and adds; the VNNI sets' engine: `vpdpwssd`). Every engine gives the
+/// same exact sums in the same lanes, so the outputs agree bit for bit.
+pub(super) trait KEngine {
+    /// `Σ_g madd(maddubs(codes_g, xq_g), scales_g)`: 8 exact i32 partial sums of
+    /// `Σ_g s_g·Σ code·xq` (each `|·| ≤ 8·2·(2·63·127)·128 < 2²⁵`, Q6_K's bound).
+    ///
+    /// # Safety
+    /// `xq` valid for 256 quants; the engine's ISA (with AVX2) enabled.
+    unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *const i8) -> __m256i;
+}
+
+impl KEngine for Avx2K {
+    #[inline(always)]
+    unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *const i8) -> __m256i {
+        // SAFETY: group `g`'s 32 quants are inside the 256 (caller); the rest is register-only.
+        unsafe {
+            // Each group's `maddubs` right before its `madd`, not all 8 first through
+            // [`products`]: that order measured about 3 % slower in decode (criterion q4_k
+            // and q6_k 4096×1024×1, 3 alternated runs).
+            let mut s = [_mm256_setzero_si256(); 8];
+            for g in 0..8 {
+                let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
+                s[g] = _mm256_madd_epi16(pairs, scales[g]);
+            }
+            // A pairwise tree, not a chain: three adds deep instead of eight.
+            let s01 = _mm256_add_epi32(s[0], s[1]);
+            let s23 = _mm256_add_epi32(s[2], s[3]);
+            let s45 = _mm256_add_epi32(s[4], s[5]);
+            let s67 = _mm256_add_epi32(s[6], s[7]);
+            _mm256_add_epi32(_mm256_add_epi32(s01, s23), _mm256_add_epi32(s45, s67))
         }
-        // A pairwise tree, not a chain: three adds deep instead of eight.
-        let s01 = _mm256_add_epi32(s[0], s[1]);
-        let s23 = _mm256_add_epi32(s[2], s[3]);
-        let s45 = _mm256_add_epi32(s[4], s[5]);
-        let s67 = _mm256_add_epi32(s[6], s[7]);
-        _mm256_add_epi32(_mm256_add_epi32(s01, s23), _mm256_add_epi32(s45, s67))
     }
 }
 
@@ -392,10 +406,10 @@ impl<B: ScaleMin> KRow for B {
     /// `acc + f32(isum)·(d·xd)` over the 8 lanes of partial sums, then
     /// `− (dmin·m_g)·(xd·Σxq_g)` for the min term.
     #[inline(always)]
-    unsafe fn block_fma(w: &SmW, xq: *const i8, x: &SmX, acc: __m256) -> __m256 {
+    unsafe fn block_fma<E: KEngine>(w: &SmW, xq: *const i8, x: &SmX, acc: __m256) -> __m256 {
         // SAFETY: forwarded contract.
         unsafe {
-            let isum = _mm256_cvtepi32_ps(scaled_products(&w.codes, &w.scales, xq));
+            let isum = _mm256_cvtepi32_ps(E::scaled_products(&w.codes, &w.scales, xq));
             // The super-block's term first, then one add: the accumulator's dependency
             // chain is one add per super-block, not two FMAs.
             let term = _mm256_fmsub_ps(isum, _mm256_mul_ps(w.d, x.xd), _mm256_mul_ps(w.dmin_m, x.xsd));
@@ -488,11 +502,11 @@ impl KRow for BlockQ6K {
     /// sums (the offset part `32·madd(sc, Σxq)` is at most `32·2·128·2032 < 2²⁵`), one
     /// conversion and one FMA by `d·xd`.
     #[inline(always)]
-    unsafe fn block_fma(w: &Q6W, xq: *const i8, x: &Q6X, acc: __m256) -> __m256 {
+    unsafe fn block_fma<E: KEngine>(w: &Q6W, xq: *const i8, x: &Q6X, acc: __m256) -> __m256 {
         // SAFETY: forwarded contract.
         unsafe {
             let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(w.sc16, x.sub_sums));
-            let isum = _mm256_sub_epi32(scaled_products(&w.codes, &w.scales, xq), offset);
+            let isum = _mm256_sub_epi32(E::scaled_products(&w.codes, &w.scales, xq), offset);
             _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(w.d, x.xd), acc)
         }
     }
@@ -550,7 +564,7 @@ impl<W: KRow, const T: usize> Terms<W> for OnTheFly<T> {
 /// Every row valid for `nb` blocks, `xq[t]` for `256·nb` quants, `x` valid for `nb`
 /// super-blocks and `T` tokens; AVX2, FMA and F16C enabled.
 #[inline(always)]
-unsafe fn rows_with<W: KRow, const T: usize>(
+unsafe fn rows_with<E: KEngine, W: KRow, const T: usize>(
     row: impl Fn(usize) -> *const W,
     n: usize,
     xq: [*const i8; T],
@@ -566,7 +580,7 @@ unsafe fn rows_with<W: KRow, const T: usize>(
                 let w = row(i);
                 let mut sums = [0.0; T];
                 for (b0, b1) in runs(nb, panel) {
-                    add_run(&mut sums, b0, hsum_all(&[run(w, xq, x, b0, b1)])[0]);
+                    add_run(&mut sums, b0, hsum_all(&[run::<E, W, T>(w, xq, x, b0, b1)])[0]);
                 }
                 store_row(i, sums, &mut store);
             }
@@ -574,7 +588,7 @@ unsafe fn rows_with<W: KRow, const T: usize>(
         }
         let mut sums = RowSums::<T>::new(n);
         for i in 0..n {
-            sums.push(i, &run(row(i), xq, x, 0, nb), &mut store);
+            sums.push(i, &run::<E, W, T>(row(i), xq, x, 0, nb), &mut store);
         }
     }
 }
@@ -585,7 +599,7 @@ unsafe fn rows_with<W: KRow, const T: usize>(
 /// # Safety
 /// As [`rows_with`], for super-blocks `b0..b1`.
 #[inline(always)]
-unsafe fn run<W: KRow, const T: usize>(
+unsafe fn run<E: KEngine, W: KRow, const T: usize>(
     w: *const W,
     xq: [*const i8; T],
     x: &impl Terms<W>,
@@ -598,7 +612,7 @@ unsafe fn run<W: KRow, const T: usize>(
         for b in b0..b1 {
             let wb = W::prep_w(w.add(b));
             for t in 0..T {
-                acc[t] = W::block_fma(&wb, xq[t].add(b * QK_K), &x.at(b, t), acc[t]);
+                acc[t] = W::block_fma::<E>(&wb, xq[t].add(b * QK_K), &x.at(b, t), acc[t]);
             }
         }
         acc
@@ -616,7 +630,7 @@ const MAX_PREPARED: usize = SUPER_T * PANEL_BLOCKS;
 /// As [`KTile::int_rows`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn int_rows<W: KRow, const T: usize>(
+unsafe fn int_rows<E: KEngine, W: KRow, const T: usize>(
     w: *const W,
     stride: usize,
     n: usize,
@@ -640,7 +654,7 @@ unsafe fn int_rows<W: KRow, const T: usize>(
                 }
             }
             let x = Prepared { terms: xs.as_flattened(), tokens: T };
-            return rows_with::<W, T>(row, n, xq, nb, panel, &x, store);
+            return rows_with::<E, W, T>(row, n, xq, nb, panel, &x, store);
         }
         if T == 1 && nb <= MAX_PREPARED {
             // A wide decode call: one token's whole row.
@@ -649,45 +663,117 @@ unsafe fn int_rows<W: KRow, const T: usize>(
                 x.write(W::prep_x(xq[0].add(b * QK_K), *xd[0].add(b)));
             }
             let x = Prepared { terms: &xs, tokens: T };
-            return rows_with::<W, T>(row, n, xq, nb, panel, &x, store);
+            return rows_with::<E, W, T>(row, n, xq, nb, panel, &x, store);
         }
         // Not reached through the driver (see MAX_PREPARED).
         let x = OnTheFly { xq, xd };
-        rows_with::<W, T>(row, n, xq, nb, panel, &x, store)
+        rows_with::<E, W, T>(row, n, xq, nb, panel, &x, store)
     }
 }
 
-impl<W: KRow> KTile<W> for Avx2K {
-    /// The rows of [`int_rows`] with every term prepared on the fly (the same values,
-    /// so the same results bit for bit).
-    #[inline(always)]
-    unsafe fn int_tile<const R: usize, const T: usize>(
-        w: [*const W; R],
-        xq: [*const i8; T],
-        xd: [*const f32; T],
-        nb: usize,
-    ) -> [[f32; T]; R] {
-        let mut res = [[0.0f32; T]; R];
-        // SAFETY: forwarded contract.
-        unsafe {
-            let x = OnTheFly { xq, xd };
-            rows_with::<W, T>(|i| w[i], R, xq, nb, nb, &x, |i, t, v| res[i][t] = v);
+/// The K-quant tiles of engine `$engine` (generic parameters `$generics`).
+macro_rules! k_tile {
+    ([$($generics:tt)*] $engine:ty) => {
+        impl<W: KRow, $($generics)*> KTile<W> for $engine {
+            /// The rows of [`int_rows`] with every term prepared on the fly (the same values,
+            /// so the same results bit for bit).
+            #[inline(always)]
+            unsafe fn int_tile<const R: usize, const T: usize>(
+                w: [*const W; R],
+                xq: [*const i8; T],
+                xd: [*const f32; T],
+                nb: usize,
+            ) -> [[f32; T]; R] {
+                let mut res = [[0.0f32; T]; R];
+                // SAFETY: forwarded contract.
+                unsafe {
+                    let x = OnTheFly { xq, xd };
+                    rows_with::<Self, W, T>(|i| w[i], R, xq, nb, nb, &x, |i, t, v| res[i][t] = v);
+                }
+                res
+            }
+
+            #[inline(always)]
+            unsafe fn int_rows<const T: usize>(
+                w: *const W,
+                stride: usize,
+                n: usize,
+                xq: [*const i8; T],
+                xd: [*const f32; T],
+                nb: usize,
+                panel: usize,
+                store: &mut impl FnMut(usize, usize, f32),
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { int_rows::<Self, W, T>(w, stride, n, xq, xd, nb, panel, store) }
+            }
         }
-        res
-    }
+    };
+}
 
+k_tile!([] Avx2K);
+
+/// The VNNI sets' K-quant engine for instruction forms `D`: each group's `maddubs` pair
+/// sums go into the accumulator by one `vpdpwssd` against the group's scales, where
+/// AVX2 takes a `madd` and an add. The same i32 sums in the same lanes as [`Avx2K`]'s
+/// (integer adds in another order), so the outputs are AVX2's bit for bit.
+pub(super) struct VnniK<D>(PhantomData<D>);
+
+impl<D: Dot4> KEngine for VnniK<D> {
     #[inline(always)]
-    unsafe fn int_rows<const T: usize>(
-        w: *const W,
-        stride: usize,
-        n: usize,
-        xq: [*const i8; T],
-        xd: [*const f32; T],
-        nb: usize,
-        panel: usize,
-        store: &mut impl FnMut(usize, usize, f32),
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { int_rows(w, stride, n, xq, xd, nb, panel, store) }
+    unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *const i8) -> __m256i {
+        // SAFETY: group `g`'s 32 quants are inside the 256 (caller); the rest is register-only.
+        unsafe {
+            // Two chains (even and odd groups), so that the accumulator's latency is
+            // paid four times per super-block instead of eight.
+            let mut acc = [_mm256_setzero_si256(); 2];
+            for g in 0..8 {
+                let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
+                acc[g % 2] = D::dpwssd(acc[g % 2], pairs, scales[g]);
+            }
+            _mm256_add_epi32(acc[0], acc[1])
+        }
     }
 }
+
+impl<D> QuantizeActs for VnniK<D> {
+    #[inline(always)]
+    unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
+        // SAFETY: forwarded contract (the VNNI sets include AVX2).
+        unsafe { Avx2K::quantize(x, qs, d, block, nb) }
+    }
+}
+
+k_tile!([D: Dot4] VnniK<D>);
+
+/// A safe entry point `$name` for block type `$w` and engine `VnniK<$dot>`, whose body is
+/// compiled with `$features`.
+macro_rules! vnni_entry {
+    ($name:ident, $w:ty, $dot:ty, $features:literal) => {
+        fn $name(job: &MatmulJob<'_, $w>, out: &mut [f32]) {
+            #[target_feature(enable = $features)]
+            unsafe fn body(job: &MatmulJob<'_, $w>, out: &mut [f32]) {
+                // SAFETY: the features `VnniK<$dot>` needs are enabled on this function.
+                unsafe { kquant_matmul_int::<$w, VnniK<$dot>>(job, out) }
+            }
+            // SAFETY: only reachable through the VNNI set built with it, which
+            // `arch::simd_sets` hands out only when the CPU has `$features` (`vnni` docs).
+            unsafe { body(job, out) }
+        }
+    };
+}
+
+/// The K-quant kernels `$kq` of a VNNI set, engine `$dot`, compiled with `$features`.
+macro_rules! vnni_kq {
+    ($kq:ident, $dot:ty, $features:literal, $q4_k:ident, $q5_k:ident, $q6_k:ident) => {
+        vnni_entry!($q4_k, BlockQ4K, $dot, $features);
+        vnni_entry!($q5_k, BlockQ5K, $dot, $features);
+        vnni_entry!($q6_k, BlockQ6K, $dot, $features);
+
+        pub(crate) const $kq: KQuantKernels = KQuantKernels { q4_k: $q4_k, q5_k: $q5_k, q6_k: $q6_k, ..KQ };
+    };
+}
+
+vnni_kq!(KQ_AVX512_VNNI, Avx512Vl, "avx2,fma,f16c,avx512vnni,avx512vl", q4_k_512, q5_k_512, q6_k_512);
+vnni_kq!(KQ_AVX_VNNI, AvxVex, "avx2,fma,f16c,avxvnni", q4_k_vex, q5_k_vex, q6_k_vex);
+vnni_kq!(KQ_VNNI_EMULATED, Emulated, "avx2,fma,f16c", q4_k_emulated, q5_k_emulated, q6_k_emulated);

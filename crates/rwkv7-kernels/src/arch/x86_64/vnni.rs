@@ -46,16 +46,24 @@ use super::{
 use crate::arch::quant_matmul_int;
 use crate::{KernelSet, MatmulJob, QuantMatmul};
 
-/// `vpdpbusd` on 256-bit vectors: for each i32 lane `j`,
-/// `acc[j] + Σ_{k<4} u8(a[4j+k]) · i8(b[4j+k])`, wrapping (the kernels' sums never wrap).
-pub(super) trait Dot4 {
+/// The two VNNI instructions the tiles use, on 256-bit vectors, wrapping (the kernels'
+/// sums never wrap).
+pub(in crate::arch) trait Dot4 {
+    /// `vpdpbusd`: for each i32 lane `j`, `acc[j] + Σ_{k<4} u8(a[4j+k]) · i8(b[4j+k])`.
+    ///
     /// # Safety
     /// The CPU must support the engine's instructions (and AVX2).
     unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
+
+    /// `vpdpwssd`: for each i32 lane `j`, `acc[j] + Σ_{k<2} i16(a[2j+k]) · i16(b[2j+k])`.
+    ///
+    /// # Safety
+    /// The CPU must support the engine's instructions (and AVX2).
+    unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
 }
 
-/// The EVEX `vpdpbusd` (AVX512-VNNI with AVX512-VL).
-pub(super) struct Avx512Vl;
+/// The EVEX forms (AVX512-VNNI with AVX512-VL).
+pub(in crate::arch) struct Avx512Vl;
 
 impl Dot4 for Avx512Vl {
     #[inline(always)]
@@ -63,16 +71,28 @@ impl Dot4 for Avx512Vl {
         // SAFETY: register-only; AVX512-VNNI and AVX512-VL are the caller's promise.
         unsafe { _mm256_dpbusd_epi32(acc, a, b) }
     }
+
+    #[inline(always)]
+    unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: register-only; AVX512-VNNI and AVX512-VL are the caller's promise.
+        unsafe { _mm256_dpwssd_epi32(acc, a, b) }
+    }
 }
 
-/// The VEX `vpdpbusd` (AVX-VNNI).
-pub(super) struct AvxVex;
+/// The VEX forms (AVX-VNNI).
+pub(in crate::arch) struct AvxVex;
 
 impl Dot4 for AvxVex {
     #[inline(always)]
     unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: register-only; AVX-VNNI is the caller's promise.
         unsafe { _mm256_dpbusd_avx_epi32(acc, a, b) }
+    }
+
+    #[inline(always)]
+    unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: register-only; AVX-VNNI is the caller's promise.
+        unsafe { _mm256_dpwssd_avx_epi32(acc, a, b) }
     }
 }
 
@@ -81,7 +101,8 @@ impl Dot4 for AvxVex {
 /// into i32 (bytes `2i, 2i+1`; each product at most `255·128`, so no overflow), and
 /// `hadd` adds neighbouring i32 within each 128-bit lane: `[lo0+lo1, lo2+lo3, hi0+hi1,
 /// hi2+hi3]`, which are bytes `0..4, 4..8, 8..12, 12..16`, as the instruction groups them.
-pub(super) struct Emulated;
+/// `vpdpwssd` is `madd` (which wraps as the instruction does) and an add.
+pub(in crate::arch) struct Emulated;
 
 impl Dot4 for Emulated {
     #[inline(always)]
@@ -95,6 +116,12 @@ impl Dot4 for Emulated {
             let sums = _mm256_hadd_epi32(_mm256_madd_epi16(a_lo, b_lo), _mm256_madd_epi16(a_hi, b_hi));
             _mm256_add_epi32(acc, sums)
         }
+    }
+
+    #[inline(always)]
+    unsafe fn dpwssd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: register-only; AVX2 is the caller's promise.
+        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
     }
 }
 
@@ -275,7 +302,7 @@ macro_rules! vnni_entry {
 /// The kernel set `$set` named `$name`: AVX2's with the VNNI Q8_0 and Q4_0 integer paths
 /// of engine `$dot`.
 macro_rules! vnni_set {
-    ($set:ident, $name:literal, $dot:ty, $features:literal, $q8_0:ident, $q4_0:ident) => {
+    ($set:ident, $name:literal, $dot:ty, $features:literal, $q8_0:ident, $q4_0:ident, $kq:path) => {
         vnni_entry!($q8_0, BlockQ8_0, $dot, $features);
         vnni_entry!($q4_0, BlockQ4_0, $dot, $features);
 
@@ -283,20 +310,38 @@ macro_rules! vnni_set {
             name: $name,
             q8_0: QuantMatmul { integer: $q8_0, ..AVX2.q8_0 },
             q4_0: QuantMatmul { integer: $q4_0, ..AVX2.q4_0 },
+            kq: $kq,
             ..AVX2
         };
     };
 }
 
-vnni_set!(AVX512_VNNI, "x86_64-avx512vnni", Avx512Vl, "avx2,fma,f16c,avx512vnni,avx512vl", q8_0_512, q4_0_512);
-vnni_set!(AVX_VNNI, "x86_64-avxvnni", AvxVex, "avx2,fma,f16c,avxvnni", q8_0_vex, q4_0_vex);
-vnni_set!(VNNI_EMULATED, "x86_64-vnni-emulated", Emulated, "avx2,fma,f16c", q8_0_emulated, q4_0_emulated);
+use crate::arch::x86_64_kquant::{KQ_AVX_VNNI, KQ_AVX512_VNNI, KQ_VNNI_EMULATED};
+vnni_set!(
+    AVX512_VNNI,
+    "x86_64-avx512vnni",
+    Avx512Vl,
+    "avx2,fma,f16c,avx512vnni,avx512vl",
+    q8_0_512,
+    q4_0_512,
+    KQ_AVX512_VNNI
+);
+vnni_set!(AVX_VNNI, "x86_64-avxvnni", AvxVex, "avx2,fma,f16c,avxvnni", q8_0_vex, q4_0_vex, KQ_AVX_VNNI);
+vnni_set!(
+    VNNI_EMULATED,
+    "x86_64-vnni-emulated",
+    Emulated,
+    "avx2,fma,f16c",
+    q8_0_emulated,
+    q4_0_emulated,
+    KQ_VNNI_EMULATED
+);
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
 
-    /// The instruction's definition, one lane at a time.
+    /// `vpdpbusd`'s definition, one lane at a time.
     fn dpbusd_reference(acc: [i32; 8], a: [u8; 32], b: [i8; 32]) -> [i32; 8] {
         let mut out = acc;
         for (j, lane) in out.iter_mut().enumerate() {
@@ -307,15 +352,28 @@ mod tests {
         out
     }
 
-    /// `D::dpbusd` on byte arrays, compiled with the engine's features (`$features`).
+    /// `vpdpwssd`'s definition, one lane at a time, on the bytes read as little-endian i16.
+    fn dpwssd_reference(acc: [i32; 8], a: [u8; 32], b: [i8; 32]) -> [i32; 8] {
+        let word_a = |i: usize| i32::from(i16::from_le_bytes([a[2 * i], a[2 * i + 1]]));
+        let word_b = |i: usize| i32::from(i16::from_le_bytes([b[2 * i] as u8, b[2 * i + 1] as u8]));
+        let mut out = acc;
+        for (j, lane) in out.iter_mut().enumerate() {
+            for k in 0..2 {
+                *lane = lane.wrapping_add(word_a(2 * j + k) * word_b(2 * j + k));
+            }
+        }
+        out
+    }
+
+    /// `D::$op` on byte arrays, compiled with the engine's features (`$features`).
     macro_rules! runner {
-        ($name:ident, $dot:ty, $features:literal) => {
+        ($name:ident, $dot:ty, $op:ident, $features:literal) => {
             #[target_feature(enable = $features)]
             unsafe fn $name(acc: [i32; 8], a: [u8; 32], b: [i8; 32]) -> [i32; 8] {
                 // SAFETY: unaligned loads and stores of 32-byte arrays; the caller checks
                 // that the CPU has `$features`.
                 unsafe {
-                    let r = <$dot>::dpbusd(
+                    let r = <$dot>::$op(
                         _mm256_loadu_si256(acc.as_ptr().cast()),
                         _mm256_loadu_si256(a.as_ptr().cast()),
                         _mm256_loadu_si256(b.as_ptr().cast()),
@@ -327,9 +385,12 @@ mod tests {
             }
         };
     }
-    runner!(run_emulated, Emulated, "avx2");
-    runner!(run_avx512, Avx512Vl, "avx2,avx512vnni,avx512vl");
-    runner!(run_vex, AvxVex, "avx2,avxvnni");
+    runner!(run_emulated, Emulated, dpbusd, "avx2");
+    runner!(run_avx512, Avx512Vl, dpbusd, "avx2,avx512vnni,avx512vl");
+    runner!(run_vex, AvxVex, dpbusd, "avx2,avxvnni");
+    runner!(run_emulated_w, Emulated, dpwssd, "avx2");
+    runner!(run_avx512_w, Avx512Vl, dpwssd, "avx2,avx512vnni,avx512vl");
+    runner!(run_vex_w, AvxVex, dpwssd, "avx2,avxvnni");
 
     /// Inputs that reach every byte value, the extremes (`255 · −128`) in every lane, and
     /// accumulators near the i32 limits (the instruction wraps).
@@ -356,13 +417,20 @@ mod tests {
         cases
     }
 
+    /// One instruction form: its runner and its definition.
+    type Form = (unsafe fn([i32; 8], [u8; 32], [i8; 32]) -> [i32; 8], fn([i32; 8], [u8; 32], [i8; 32]) -> [i32; 8]);
+
+    /// Both instructions of an engine against their definitions.
+    ///
     /// # Safety
-    /// The CPU must have the features `run` was compiled with.
-    unsafe fn check(engine: &str, run: unsafe fn([i32; 8], [u8; 32], [i8; 32]) -> [i32; 8]) {
-        for (acc, a, b) in cases() {
-            // SAFETY: the caller's promise.
-            let got = unsafe { run(acc, a, b) };
-            assert_eq!(got, dpbusd_reference(acc, a, b), "{engine}: acc {acc:?} a {a:?} b {b:?}");
+    /// The CPU must have the features the runners were compiled with.
+    unsafe fn check(engine: &str, forms: [Form; 2]) {
+        for (op, (run, reference)) in ["vpdpbusd", "vpdpwssd"].into_iter().zip(forms) {
+            for (acc, a, b) in cases() {
+                // SAFETY: the caller's promise.
+                let got = unsafe { run(acc, a, b) };
+                assert_eq!(got, reference(acc, a, b), "{engine} {op}: acc {acc:?} a {a:?} b {b:?}");
+            }
         }
     }
 
@@ -374,29 +442,29 @@ mod tests {
     }
 
     #[test]
-    fn emulated_dpbusd_is_the_instruction_definition() {
+    fn emulated_vnni_is_the_instruction_definition() {
         if !std::arch::is_x86_feature_detected!("avx2") {
-            skipped("emulated vpdpbusd needs AVX2, which this CPU lacks");
+            skipped("the emulated VNNI instructions need AVX2, which this CPU lacks");
             return;
         }
         // SAFETY: AVX2 detected above.
-        unsafe { check("emulated", run_emulated) };
+        unsafe { check("emulated", [(run_emulated, dpbusd_reference), (run_emulated_w, dpwssd_reference)]) };
     }
 
-    /// Runs only where the instruction exists; says so visibly otherwise.
+    /// Runs only where the instructions exist; says so visibly otherwise.
     #[test]
-    fn hardware_dpbusd_is_the_instruction_definition() {
+    fn hardware_vnni_is_the_instruction_definition() {
         if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512vl") {
             // SAFETY: the features were detected just above.
-            unsafe { check("avx512vnni", run_avx512) };
+            unsafe { check("avx512vnni", [(run_avx512, dpbusd_reference), (run_avx512_w, dpwssd_reference)]) };
         } else {
-            skipped("no AVX512-VNNI/VL on this CPU; the EVEX vpdpbusd was not run");
+            skipped("no AVX512-VNNI/VL on this CPU; the EVEX vpdpbusd and vpdpwssd were not run");
         }
         if std::arch::is_x86_feature_detected!("avxvnni") {
             // SAFETY: the feature was detected just above.
-            unsafe { check("avxvnni", run_vex) };
+            unsafe { check("avxvnni", [(run_vex, dpbusd_reference), (run_vex_w, dpwssd_reference)]) };
         } else {
-            skipped("no AVX-VNNI on this CPU; the VEX vpdpbusd was not run");
+            skipped("no AVX-VNNI on this CPU; the VEX vpdpbusd and vpdpwssd were not run");
         }
     }
 }
