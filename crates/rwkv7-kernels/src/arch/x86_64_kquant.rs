@@ -39,7 +39,7 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 use super::kquant::{KTile, kquant_matmul_int};
-use super::x86_64::vnni::{Avx512Vl, AvxVex, Dot4, Emulated};
+use super::x86_64::vnni::VnniOps;
 use super::x86_64::{RowSums, hsum_all};
 use super::{PANEL, PREFETCH_BYTES, QuantizeActs, SUPER_T, add_run, runs, store_row};
 use crate::MatmulJob;
@@ -139,7 +139,7 @@ unsafe fn products(codes: &[__m256i; 8], xq: *const i8) -> [__m256i; 8] {
     unsafe {
         let mut pairs = [_mm256_setzero_si256(); 8];
         for g in 0..8 {
-            pairs[g] = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
+            pairs[g] = group_pairs(codes, xq, g);
         }
         pairs
     }
@@ -247,10 +247,20 @@ unsafe fn spread_lanes(v: __m256i) -> [__m256i; 8] {
     }
 }
 
+/// Group `g`'s `maddubs` of its codes against its 32 quants: 16 i16 sums of two products.
+///
+/// # Safety
+/// `xq` valid for 256 quants, `g < 8`; AVX2 enabled.
+#[inline(always)]
+unsafe fn group_pairs(codes: &[__m256i; 8], xq: *const i8, g: usize) -> __m256i {
+    // SAFETY: group `g`'s 32 quants are inside the 256 (caller).
+    unsafe { _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast())) }
+}
+
 /// The engine of the K-quant tiles: how a super-block's scaled group products are formed
 /// ([`Avx2K`]: `madd` and adds; the VNNI sets' engine: `vpdpwssd`). Every engine gives the
 /// same exact sums in the same lanes, so the outputs agree bit for bit.
-pub(super) trait KEngine {
+pub(in crate::arch) trait KEngine {
     /// `Σ_g madd(maddubs(codes_g, xq_g), scales_g)`: 8 exact i32 partial sums of
     /// `Σ_g s_g·Σ code·xq` (each `|·| ≤ 8·2·(2·63·127)·128 < 2²⁵`, Q6_K's bound).
     ///
@@ -269,8 +279,7 @@ impl KEngine for Avx2K {
             // and q6_k 4096×1024×1, 3 alternated runs).
             let mut s = [_mm256_setzero_si256(); 8];
             for g in 0..8 {
-                let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
-                s[g] = _mm256_madd_epi16(pairs, scales[g]);
+                s[g] = _mm256_madd_epi16(group_pairs(codes, xq, g), scales[g]);
             }
             // A pairwise tree, not a chain: three adds deep instead of eight.
             let s01 = _mm256_add_epi32(s[0], s[1]);
@@ -717,9 +726,9 @@ k_tile!([] Avx2K);
 /// sums go into the accumulator by one `vpdpwssd` against the group's scales, where
 /// AVX2 takes a `madd` and an add. The same i32 sums in the same lanes as [`Avx2K`]'s
 /// (integer adds in another order), so the outputs are AVX2's bit for bit.
-pub(super) struct VnniK<D>(PhantomData<D>);
+pub(in crate::arch) struct VnniK<D>(PhantomData<D>);
 
-impl<D: Dot4> KEngine for VnniK<D> {
+impl<D: VnniOps> KEngine for VnniK<D> {
     #[inline(always)]
     unsafe fn scaled_products(codes: &[__m256i; 8], scales: &[__m256i; 8], xq: *const i8) -> __m256i {
         // SAFETY: group `g`'s 32 quants are inside the 256 (caller); the rest is register-only.
@@ -728,8 +737,7 @@ impl<D: Dot4> KEngine for VnniK<D> {
             // paid four times per super-block instead of eight.
             let mut acc = [_mm256_setzero_si256(); 2];
             for g in 0..8 {
-                let pairs = _mm256_maddubs_epi16(codes[g], _mm256_loadu_si256(xq.add(32 * g).cast()));
-                acc[g % 2] = D::dpwssd(acc[g % 2], pairs, scales[g]);
+                acc[g % 2] = D::dpwssd(acc[g % 2], group_pairs(codes, xq, g), scales[g]);
             }
             _mm256_add_epi32(acc[0], acc[1])
         }
@@ -744,36 +752,4 @@ impl<D> QuantizeActs for VnniK<D> {
     }
 }
 
-k_tile!([D: Dot4] VnniK<D>);
-
-/// A safe entry point `$name` for block type `$w` and engine `VnniK<$dot>`, whose body is
-/// compiled with `$features`.
-macro_rules! vnni_entry {
-    ($name:ident, $w:ty, $dot:ty, $features:literal) => {
-        fn $name(job: &MatmulJob<'_, $w>, out: &mut [f32]) {
-            #[target_feature(enable = $features)]
-            unsafe fn body(job: &MatmulJob<'_, $w>, out: &mut [f32]) {
-                // SAFETY: the features `VnniK<$dot>` needs are enabled on this function.
-                unsafe { kquant_matmul_int::<$w, VnniK<$dot>>(job, out) }
-            }
-            // SAFETY: only reachable through the VNNI set built with it, which
-            // `arch::simd_sets` hands out only when the CPU has `$features` (`vnni` docs).
-            unsafe { body(job, out) }
-        }
-    };
-}
-
-/// The K-quant kernels `$kq` of a VNNI set, engine `$dot`, compiled with `$features`.
-macro_rules! vnni_kq {
-    ($kq:ident, $dot:ty, $features:literal, $q4_k:ident, $q5_k:ident, $q6_k:ident) => {
-        vnni_entry!($q4_k, BlockQ4K, $dot, $features);
-        vnni_entry!($q5_k, BlockQ5K, $dot, $features);
-        vnni_entry!($q6_k, BlockQ6K, $dot, $features);
-
-        pub(crate) const $kq: KQuantKernels = KQuantKernels { q4_k: $q4_k, q5_k: $q5_k, q6_k: $q6_k, ..KQ };
-    };
-}
-
-vnni_kq!(KQ_AVX512_VNNI, Avx512Vl, "avx2,fma,f16c,avx512vnni,avx512vl", q4_k_512, q5_k_512, q6_k_512);
-vnni_kq!(KQ_AVX_VNNI, AvxVex, "avx2,fma,f16c,avxvnni", q4_k_vex, q5_k_vex, q6_k_vex);
-vnni_kq!(KQ_VNNI_EMULATED, Emulated, "avx2,fma,f16c", q4_k_emulated, q5_k_emulated, q6_k_emulated);
+k_tile!([D: VnniOps] VnniK<D>);

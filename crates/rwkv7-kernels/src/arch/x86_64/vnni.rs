@@ -43,12 +43,15 @@ use super::{
     AVX2, Avx2, BlockQ4_0, BlockQ8_0, GROUP, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, nibbles,
     pair_int_rows, pair_int_tile, q4_pair_bytes, q8_pair_codes,
 };
+use crate::arch::kquant::kquant_matmul_int;
 use crate::arch::quant_matmul_int;
+use crate::arch::x86_64_kquant::VnniK;
+use crate::kquant::{BlockQ4K, BlockQ5K, BlockQ6K, KQuantKernels};
 use crate::{KernelSet, MatmulJob, QuantMatmul};
 
 /// The two VNNI instructions the tiles use, on 256-bit vectors, wrapping (the kernels'
 /// sums never wrap).
-pub(in crate::arch) trait Dot4 {
+pub(in crate::arch) trait VnniOps {
     /// `vpdpbusd`: for each i32 lane `j`, `acc[j] + Σ_{k<4} u8(a[4j+k]) · i8(b[4j+k])`.
     ///
     /// # Safety
@@ -65,7 +68,7 @@ pub(in crate::arch) trait Dot4 {
 /// The EVEX forms (AVX512-VNNI with AVX512-VL).
 pub(in crate::arch) struct Avx512Vl;
 
-impl Dot4 for Avx512Vl {
+impl VnniOps for Avx512Vl {
     #[inline(always)]
     unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: register-only; AVX512-VNNI and AVX512-VL are the caller's promise.
@@ -82,7 +85,7 @@ impl Dot4 for Avx512Vl {
 /// The VEX forms (AVX-VNNI).
 pub(in crate::arch) struct AvxVex;
 
-impl Dot4 for AvxVex {
+impl VnniOps for AvxVex {
     #[inline(always)]
     unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: register-only; AVX-VNNI is the caller's promise.
@@ -104,7 +107,7 @@ impl Dot4 for AvxVex {
 /// `vpdpwssd` is `madd` (which wraps as the instruction does) and an add.
 pub(in crate::arch) struct Emulated;
 
-impl Dot4 for Emulated {
+impl VnniOps for Emulated {
     #[inline(always)]
     unsafe fn dpbusd(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: register-only; AVX2 is the caller's promise.
@@ -125,7 +128,7 @@ impl Dot4 for Emulated {
     }
 }
 
-/// The engine marker of the VNNI pair tiles, for dot-product instruction `D`.
+/// The engine marker of the VNNI group tiles, for instruction forms `D`.
 pub(super) struct Vnni<D>(PhantomData<D>);
 
 impl<D> QuantizeActs for Vnni<D> {
@@ -194,7 +197,7 @@ unsafe fn columns(pairs: [PairX; GROUP / 2]) -> Columns {
 /// # Safety
 /// The engine's ISA enabled.
 #[inline(always)]
-unsafe fn column_isum<D: Dot4>(w: &Columns, x: &Columns) -> __m256i {
+unsafe fn column_isum<D: VnniOps>(w: &Columns, x: &Columns) -> __m256i {
     // SAFETY: register-only; the ISA is the caller's promise.
     unsafe {
         let mut acc = _mm256_setzero_si256();
@@ -207,7 +210,7 @@ unsafe fn column_isum<D: Dot4>(w: &Columns, x: &Columns) -> __m256i {
 
 /// Q8_0: the columns of the codes biased by 128 (`w ^ 0x80`, so `[−128, 127]` becomes
 /// the unsigned `[0, 255]`), which [`PairBlock::CODE_OFFSET`] takes back off.
-impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ8_0 {
+impl<D: VnniOps> PairBlock<Vnni<D>> for BlockQ8_0 {
     type G = Columns;
     const CODE_OFFSET: i32 = 128;
 
@@ -241,7 +244,7 @@ impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ8_0 {
 /// Q4_0: the packed bytes are transposed first, then split into nibbles: column `m`'s low
 /// nibbles are elements `4m..4m + 4` (paired with activation column `m`) and its high
 /// nibbles elements `16 + 4m..` (activation column `4 + m`).
-impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ4_0 {
+impl<D: VnniOps> PairBlock<Vnni<D>> for BlockQ4_0 {
     type G = Columns;
     const CODE_OFFSET: i32 = 8;
 
@@ -279,18 +282,18 @@ impl<D: Dot4> PairBlock<Vnni<D>> for BlockQ4_0 {
 
 // One token has no tokens to share a row's transposition with: decode runs AVX2's pair
 // tiles, which form the same sums (KERNELS.md, "VNNI sets").
-pair_quant_tile!([D: Dot4] Vnni<D>, BlockQ8_0, Avx2);
-pair_quant_tile!([D: Dot4] Vnni<D>, BlockQ4_0, Avx2);
+pair_quant_tile!([D: VnniOps] Vnni<D>, BlockQ8_0, Avx2);
+pair_quant_tile!([D: VnniOps] Vnni<D>, BlockQ4_0, Avx2);
 
-/// A safe entry point `$name` for block type `$block`, engine `$dot`, whose body is
-/// compiled with `$features`.
+/// A safe entry point `$name` for block type `$block`: `$driver` with engine `$engine`,
+/// its body compiled with `$features`.
 macro_rules! vnni_entry {
-    ($name:ident, $block:ty, $dot:ty, $features:literal) => {
+    ($name:ident, $block:ty, $driver:ident, $engine:ty, $features:literal) => {
         fn $name(job: &MatmulJob<'_, $block>, out: &mut [f32]) {
             #[target_feature(enable = $features)]
             unsafe fn body(job: &MatmulJob<'_, $block>, out: &mut [f32]) {
-                // SAFETY: the features `Vnni<$dot>`'s tiles need are enabled on this function.
-                unsafe { quant_matmul_int::<$block, Vnni<$dot>>(job, out) }
+                // SAFETY: the features `$engine`'s tiles need are enabled on this function.
+                unsafe { $driver::<$block, $engine>(job, out) }
             }
             // SAFETY: only reachable through the set built with it (below), which
             // `arch::simd_sets` hands out only when the CPU has `$features` (module docs).
@@ -300,41 +303,45 @@ macro_rules! vnni_entry {
 }
 
 /// The kernel set `$set` named `$name`: AVX2's with the VNNI Q8_0 and Q4_0 integer paths
-/// of engine `$dot`.
+/// and K-quant tiles of instruction forms `$dot`, entry points `$fns`.
 macro_rules! vnni_set {
-    ($set:ident, $name:literal, $dot:ty, $features:literal, $q8_0:ident, $q4_0:ident, $kq:path) => {
-        vnni_entry!($q8_0, BlockQ8_0, $dot, $features);
-        vnni_entry!($q4_0, BlockQ4_0, $dot, $features);
+    ($set:ident, $name:literal, $dot:ty, $features:literal, [$q8_0:ident, $q4_0:ident, $q4_k:ident, $q5_k:ident, $q6_k:ident]) => {
+        vnni_entry!($q8_0, BlockQ8_0, quant_matmul_int, Vnni<$dot>, $features);
+        vnni_entry!($q4_0, BlockQ4_0, quant_matmul_int, Vnni<$dot>, $features);
+        vnni_entry!($q4_k, BlockQ4K, kquant_matmul_int, VnniK<$dot>, $features);
+        vnni_entry!($q5_k, BlockQ5K, kquant_matmul_int, VnniK<$dot>, $features);
+        vnni_entry!($q6_k, BlockQ6K, kquant_matmul_int, VnniK<$dot>, $features);
 
         pub(in crate::arch) const $set: KernelSet = KernelSet {
             name: $name,
             q8_0: QuantMatmul { integer: $q8_0, ..AVX2.q8_0 },
             q4_0: QuantMatmul { integer: $q4_0, ..AVX2.q4_0 },
-            kq: $kq,
+            kq: KQuantKernels { q4_k: $q4_k, q5_k: $q5_k, q6_k: $q6_k, ..AVX2.kq },
             ..AVX2
         };
     };
 }
 
-use crate::arch::x86_64_kquant::{KQ_AVX_VNNI, KQ_AVX512_VNNI, KQ_VNNI_EMULATED};
 vnni_set!(
     AVX512_VNNI,
     "x86_64-avx512vnni",
     Avx512Vl,
     "avx2,fma,f16c,avx512vnni,avx512vl",
-    q8_0_512,
-    q4_0_512,
-    KQ_AVX512_VNNI
+    [q8_0_512, q4_0_512, q4_k_512, q5_k_512, q6_k_512]
 );
-vnni_set!(AVX_VNNI, "x86_64-avxvnni", AvxVex, "avx2,fma,f16c,avxvnni", q8_0_vex, q4_0_vex, KQ_AVX_VNNI);
+vnni_set!(
+    AVX_VNNI,
+    "x86_64-avxvnni",
+    AvxVex,
+    "avx2,fma,f16c,avxvnni",
+    [q8_0_vex, q4_0_vex, q4_k_vex, q5_k_vex, q6_k_vex]
+);
 vnni_set!(
     VNNI_EMULATED,
     "x86_64-vnni-emulated",
     Emulated,
     "avx2,fma,f16c",
-    q8_0_emulated,
-    q4_0_emulated,
-    KQ_VNNI_EMULATED
+    [q8_0_emulated, q4_0_emulated, q4_k_emulated, q5_k_emulated, q6_k_emulated]
 );
 
 #[cfg(all(test, feature = "std"))]
