@@ -343,24 +343,20 @@ fn matmul_matches_scalar() {
                 let exact = exact_dot(&w, &xq, rows, cols, tokens);
                 assert_close(&format!("{ty:?}/scalar {rows}x{cols}x{tokens} vs exact"), &want, &exact, &bound);
             }
-            let mut avx2 = None;
+            let mut results = Vec::with_capacity(sets.len());
             for k in &sets {
                 let what = format!("{ty:?}/{} {rows}x{cols}x{tokens}", k.name());
                 let mut got = vec![f32::NAN; rows * tokens];
                 k.matmul(&m, &x, &mut got, tokens);
                 assert_close(&what, &got, &want, &bound);
                 check_independence(&what, k, &m, &x, tokens, &got);
-                if k.name() == "x86_64-avx2" {
-                    avx2 = Some(got);
-                }
+                results.push((k.name(), got));
             }
             // The VNNI sets' K-quant engine forms AVX2's exact sums with `vpdpwssd`, so
-            // their outputs are AVX2's bit for bit (`kernel_sets` lists AVX2 first).
-            if let Some(avx2) = &avx2 {
-                for k in sets.iter().filter(|k| k.name().contains("vnni")) {
-                    let mut got = vec![f32::NAN; rows * tokens];
-                    k.matmul(&m, &x, &mut got, tokens);
-                    assert_bits(&format!("{ty:?}/{} {rows}x{cols}x{tokens} vs x86_64-avx2", k.name()), &got, avx2);
+            // their outputs are AVX2's bit for bit.
+            if let Some((_, avx2)) = results.iter().find(|(name, _)| *name == "x86_64-avx2") {
+                for (name, got) in results.iter().filter(|(name, _)| name.contains("vnni")) {
+                    assert_bits(&format!("{ty:?}/{name} {rows}x{cols}x{tokens} vs x86_64-avx2"), got, avx2);
                 }
             }
         }
