@@ -63,34 +63,40 @@ fn rnn_and_seq_modes_agree() {
 /// matrix split (however small), decode and prefill logits and states are bit-identical
 /// to one thread's, for every kernel set. The kernels compute each output with the same
 /// operations whatever rows and tokens a call covers, so equality is exact. Chunks of 7
-/// tokens split each matrix product by tokens; chunks of 13 and more are cut into one
-/// token region per thread (`forward/regions.rs`; 13 tokens: regions of unequal length).
+/// tokens split each matrix product by tokens; chunks of 13 and more are cut into token
+/// regions (`forward/regions.rs`): 13 tokens, one region per thread, of unequal length;
+/// 48 tokens (the fixture's, repeated) in one chunk of 64, 6 regions of 8 tokens, which 2
+/// or 3 threads claim as they finish one.
 #[test]
 fn thread_counts_give_bit_identical_results() {
     for name in FIXTURES {
         let fx = Fixture::load(name);
         let tmp = tempfile::tempdir().unwrap();
+        let tokens = &fx.golden.tokens;
+        assert!(tokens.len() >= 13, "{name}: too few tokens to cut a chunk into regions");
+        let long: &[u32] = &tokens.iter().copied().cycle().take(48).collect::<Vec<u32>>();
         for out_type in [OutType::F32, OutType::Q8_0, OutType::Q4_0] {
             let (_, model) = convert_and_open(&fx.dir.join("model.pth"), tmp.path(), out_type);
-            let tokens = &fx.golden.tokens;
-            assert!(tokens.len() >= 13, "{name}: too few tokens to cut a chunk into regions");
             for k in kernel_sets() {
                 let one_rnn = run_rnn_on(&model, k, tokens, ThreadPool::single());
                 let one_seq = run_seq_on(&model, k, tokens, 7, ThreadPool::single());
+                let one_long = run_seq_on(&model, k, long, 7, ThreadPool::single());
                 for threads in [2, 3] {
                     let pool = ThreadPool::new(threads).unwrap().with_min_split_bytes(0);
                     let what = format!("{name}/{}/{}/{threads} threads", out_type.name(), k.name());
                     let rnn = run_rnn_on(&model, k, tokens, pool.clone());
                     assert!(rnn.logits == one_rnn.logits && rnn.state == one_rnn.state, "{what}: rnn differs");
-                    for chunk in [7, 13, 64] {
+                    for (chunk, tokens, one) in
+                        [(7, &tokens[..], &one_seq), (13, tokens, &one_seq), (64, long, &one_long)]
+                    {
                         let seq = run_seq_on(&model, k, tokens, chunk, pool.clone());
-                        let same = seq.logits == one_seq.logits && seq.state == one_seq.state;
-                        assert!(same, "{what}: seq with chunks of {chunk} differs");
+                        let same = seq.logits == one.logits && seq.state == one.state;
+                        assert!(same, "{what}: seq of {} tokens with chunks of {chunk} differs", tokens.len());
                         // The last token's logits alone (a prompt fed before sampling).
                         let mut runner = rwkv7::Runner::with_pool(&model, k, chunk, pool.clone());
                         let mut last = vec![0.0; model.hparams().vocab];
                         runner.feed(tokens, rwkv7_core::Logits::Last(&mut last)).unwrap();
-                        let one_last = &one_seq.logits[one_seq.logits.len() - last.len()..];
+                        let one_last = &one.logits[one.logits.len() - last.len()..];
                         assert!(last == one_last, "{what}: last logits with chunks of {chunk} differ");
                     }
                 }

@@ -3,8 +3,8 @@
 //! Everything except the WKV recurrence is batched over the chunk: the projections are
 //! `[T, C]` matrix products and the norms and mixes run row by row. Decoding one token
 //! is the same code with `T = 1`. With several threads, a chunk of at least two regions'
-//! worth of tokens is cut into one token region per thread (`regions`), each running the
-//! per-token work of its own tokens. The math follows the official
+//! worth of tokens is cut into token regions (`regions`; one to four per thread), each
+//! running the per-token work of its own tokens. The math follows the official
 //! `rwkv` package (`RWKV_x070`), step for step.
 
 use core::fmt;
@@ -100,9 +100,33 @@ pub fn scratch_len(model: &Model<'_>, tokens: usize) -> usize {
 const EXTRA_ROWS: usize = MAX_REGIONS;
 const _: () = assert!(EXTRA_ROWS >= DECODE_MIXES - 1);
 
-/// Most regions a prefill chunk is cut into (one per thread; more threads than this leave
-/// the rest idle in the region steps).
+/// Most regions a prefill chunk is cut into (more threads than this leave the rest idle
+/// in the region steps).
 const MAX_REGIONS: usize = 16;
+
+/// Regions per thread a long enough chunk is cut into. The threads claim regions as they
+/// finish one (the std pool does), so a thread slowed by a busy core takes fewer of them
+/// instead of holding the others up at every join: with one region per thread, a
+/// neighbour on one of two cores made every step wait for the slower half.
+const REGIONS_PER_THREAD: usize = 4;
+
+/// The fewest tokens a region gets when there are several per thread: one panel of the
+/// integer kernels (they read each weight row once per 8 tokens), so smaller regions cost
+/// no extra weight traffic.
+const REGION_TOKENS: usize = 8;
+
+/// Token regions for a chunk of `t` tokens on `threads` threads (1: no regions, the
+/// chunk-wide path): a multiple of the thread count, up to [`REGIONS_PER_THREAD`] per thread
+/// while each keeps [`REGION_TOKENS`] tokens, and never a region shorter than
+/// `DECODE_MIXES` tokens (the buffers' layout needs that many).
+fn region_count(threads: usize, t: usize) -> usize {
+    let threads = threads.min(MAX_REGIONS);
+    if threads <= 1 {
+        return 1;
+    }
+    let per_thread = (t / (threads * REGION_TOKENS)).clamp(1, REGIONS_PER_THREAD.min(MAX_REGIONS / threads));
+    (threads * per_thread).min(t / DECODE_MIXES)
+}
 
 /// f32s of scratch each token of a chunk takes: 14 C-wide rows (see `Buffers`), the four
 /// LoRAs' hidden rows and the FFN's hidden row.
@@ -249,7 +273,7 @@ fn forward_chunk(
 ) {
     let hp = *model.hparams();
     let (t, c) = (tokens.len(), hp.n_embd);
-    let regions = par.threads().min(MAX_REGIONS).min(t / DECODE_MIXES);
+    let regions = region_count(par.threads(), t);
     if regions > 1 {
         return regions::forward(model, kernels, par, state, tokens, scratch, logits, all_rows, regions);
     }
@@ -593,4 +617,29 @@ fn channel_mix(
     kernels.relu_squared(b.ffn);
     parallel::matmul(par, kernels, &model.matrix(layer.ffn_value), b.ffn, b.out, t);
     b.x.iter_mut().zip(b.out.iter()).for_each(|(x, o)| *x += o);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::region_count;
+
+    #[test]
+    fn regions_are_whole_panels_and_a_multiple_of_the_threads() {
+        // (threads, tokens) → regions.
+        for (threads, t, want) in [
+            (1, 64, 1),   // one thread: the chunk-wide path
+            (2, 10, 1),   // too short for two regions of 6 tokens
+            (2, 13, 2),   // one region per thread, of 7 and 6 tokens
+            (2, 31, 2),   // not yet two panels of 8 per thread
+            (2, 32, 4),   // two panels per thread
+            (2, 64, 8),   // the default chunk: four regions of 8 per thread
+            (2, 512, 8),  // at most four per thread
+            (3, 48, 6),   // two panels per thread
+            (8, 64, 8),   // one panel per thread
+            (16, 64, 10), // regions of at least 6 tokens
+            (64, 512, 16),
+        ] {
+            assert_eq!(region_count(threads, t), want, "{threads} threads, {t} tokens");
+        }
+    }
 }

@@ -37,8 +37,9 @@ pub trait Parallel: Sync {
 
     /// Runs every task once and returns when all have returned; tasks may run
     /// concurrently, in any order. The default runs them one after another. (Prefill cuts a
-    /// chunk's tokens into one region per thread this way, each task owning its region's
-    /// rows.)
+    /// chunk's tokens into regions this way, up to four per thread, each task owning its
+    /// region's rows; the std pool lets threads claim tasks as they finish one when there
+    /// are more tasks than threads.)
     fn run_tasks(&self, tasks: &mut [&mut (dyn FnMut() + Send)]) {
         for task in tasks {
             task();

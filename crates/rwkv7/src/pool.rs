@@ -236,6 +236,10 @@ impl Parallel for ThreadPool {
 
     fn run_tasks(&self, tasks: &mut [&mut (dyn FnMut() + Send)]) {
         match self.split() {
+            // Claimed: its slots live on the stack, as many as the core cuts at most.
+            Some(pool) if (self.threads + 1..=MAX_GROUP_PARTS).contains(&tasks.len()) => {
+                claim_tasks(pool, self.threads, tasks)
+            }
             Some(pool) => run_split(pool, tasks.len(), tasks, &|tasks, k| tasks.split_at_mut(k), &|_, tasks| {
                 if let Some(task) = tasks.first_mut() {
                     task()
@@ -246,33 +250,51 @@ impl Parallel for ThreadPool {
     }
 }
 
-/// Part `i` of a [`claim_ranges`] split (its first row and output) until a thread takes it.
-type Slot<'a> = Mutex<Option<(usize, &'a mut [f32])>>;
-
-/// [`Parallel::for_each_range`] with more parts than threads: every thread, the caller
-/// included, claims the next unclaimed part (in order) until none is left, so a thread
-/// that runs slower (a busy core, a late start) takes fewer parts instead of holding the
-/// others up at the join. The core cuts the parts large first and smaller towards the
-/// end, so the threads finish close together.
+/// [`Parallel::for_each_range`] with more parts than threads, through [`claim_each`].
+/// The core cuts the parts large first and smaller towards the end, so the threads finish
+/// close together.
 fn claim_ranges(pool: &micropool::ThreadPool, threads: usize, out: &mut [f32], ends: &[usize], task: &RangeTask<'_>) {
-    let parts = ends.len();
-    let mut slots: [Slot<'_>; MAX_GROUP_PARTS] = std::array::from_fn(|_| Mutex::new(None));
     let (mut rest, mut start) = (out, 0);
-    for (slot, &end) in slots.iter_mut().zip(ends) {
+    let parts = ends.iter().map(|&end| {
         let (part, tail) = std::mem::take(&mut rest).split_at_mut(end - start);
-        *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = Some((start, part));
+        let claimed = (start, part);
         (rest, start) = (tail, end);
+        claimed
+    });
+    claim_each(pool, threads, parts, &|i, (start, part)| task(i, start, part));
+}
+
+/// [`Parallel::run_tasks`] with more tasks than threads, through [`claim_each`].
+fn claim_tasks(pool: &micropool::ThreadPool, threads: usize, tasks: &mut [&mut (dyn FnMut() + Send)]) {
+    claim_each(pool, threads, tasks.iter_mut(), &|_, task| task());
+}
+
+/// Runs `run(i, item)` for the first [`MAX_GROUP_PARTS`] items (the callers pass no more):
+/// every thread, the caller included, claims the next unclaimed item (in order) until none
+/// is left, so a thread that runs slower (a busy core, a late start) takes fewer items
+/// instead of holding the others up at the join.
+fn claim_each<T: Send>(
+    pool: &micropool::ThreadPool,
+    threads: usize,
+    items: impl IntoIterator<Item = T>,
+    run: &(dyn Fn(usize, T) + Sync),
+) {
+    let mut slots: [Mutex<Option<T>>; MAX_GROUP_PARTS] = std::array::from_fn(|_| Mutex::new(None));
+    let mut count = 0;
+    for (slot, item) in slots.iter_mut().zip(items) {
+        *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(item);
+        count += 1;
     }
     let next = AtomicUsize::new(0);
     let claim = || {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= parts {
+            if i >= count {
                 break;
             }
             let claimed = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some((start, part)) = claimed {
-                task(i, start, part);
+            if let Some(item) = claimed {
+                run(i, item);
             }
         }
     };
@@ -368,6 +390,7 @@ mod tests {
         }
     }
 
+    /// Up to 3 threads: 5 tasks are claimed (more tasks than threads), except on 1 thread.
     #[test]
     fn every_task_runs_once() {
         for threads in [1, 2, 3] {
@@ -399,6 +422,14 @@ mod tests {
         }));
         let message = result.expect_err("the panic must reach the caller");
         assert!(message.downcast_ref::<String>().is_some_and(|m| m.contains("claimed part fails")));
+        // And when threads claim tasks.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut jobs: Vec<_> = (0..4).map(|i| move || assert_ne!(i, 1, "claimed task fails")).collect();
+            let mut tasks: Vec<&mut (dyn FnMut() + Send)> = jobs.iter_mut().map(|j| j as _).collect();
+            pool.run_tasks(&mut tasks);
+        }));
+        let message = result.expect_err("the panic must reach the caller");
+        assert!(message.downcast_ref::<String>().is_some_and(|m| m.contains("claimed task fails")));
         let mut pairs = vec![0.0f32; 8];
         pool.for_each_part_pair(&mut out, 4, &mut pairs, 4, &|i, a, b| {
             a.fill(i as f32);

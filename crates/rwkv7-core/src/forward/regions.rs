@@ -1,8 +1,9 @@
-//! Prefill by token regions: a chunk's tokens are cut into one contiguous region per
-//! thread, and each thread runs everything that is per token (norms, token shifts, mixes,
-//! every matrix product, the LoRAs' activations and the other elementwise steps) for its
-//! own region. Only the WKV recurrence, sequential over tokens, is split by heads across
-//! all regions. A layer then costs four splits ([`Parallel::run_tasks`]) and no
+//! Prefill by token regions: a chunk's tokens are cut into contiguous regions (one to
+//! four per thread, `region_count`), and the threads take regions as they finish one,
+//! running everything that is per token (norms, token shifts, mixes, every matrix
+//! product, the LoRAs' activations and the other elementwise steps) for it. Only the WKV
+//! recurrence, sequential over tokens, is split by heads (as many parts as regions)
+//! across all regions. A layer then costs four splits ([`Parallel::run_tasks`]) and no
 //! single-threaded step larger than a few C-wide rows, where the chunk-wide path makes a
 //! split per matrix product (fifteen a layer) with the elementwise steps between them on
 //! one thread while the others wait.
@@ -179,7 +180,8 @@ fn wkv(
 ) {
     let c = n_head * n;
     let count = bufs.len();
-    let heads_per_part = n_head.div_ceil(par.threads().clamp(1, MAX_REGIONS));
+    // As many parts as regions (at most one head each), for threads to claim as regions.
+    let heads_per_part = n_head.div_ceil(count.clamp(1, MAX_REGIONS));
     let parts = n_head.div_ceil(heads_per_part);
     let mut inputs: [Option<WkvInputs<'_>>; MAX_REGIONS] = core::array::from_fn(|_| None);
     // ys[p][r]: part p's heads in region r's `mixed`.

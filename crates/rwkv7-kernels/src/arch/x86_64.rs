@@ -474,6 +474,30 @@ trait PairBlock<E>: QBlock + Sized {
     /// # Safety
     /// The engine's ISA enabled.
     unsafe fn group_isum(w: &Self::G, x: &[PairX; GROUP / 2]) -> __m256i;
+
+    /// [`prepared_run`] for two rows at once (by default one after the other): an engine
+    /// with wider vectors runs both rows' lanes side by side, with every lane's operations
+    /// unchanged.
+    ///
+    /// # Safety
+    /// As [`prepared_run`], for both rows.
+    #[inline(always)]
+    unsafe fn prepared_run_pair<const T: usize>(
+        rows: [*const Self; 2],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        prepared: *const core::mem::MaybeUninit<GroupX>,
+        b0: usize,
+        b1: usize,
+    ) -> [[__m256; T]; 2] {
+        // SAFETY: forwarded contract.
+        unsafe {
+            [
+                prepared_run::<E, Self, T>(rows[0], xq, xd, prepared, b0, b1),
+                prepared_run::<E, Self, T>(rows[1], xq, xd, prepared, b0, b1),
+            ]
+        }
+    }
 }
 
 /// The order in which [`reduce_group`] leaves a group's 8 block sums: the reduction works
@@ -861,7 +885,8 @@ unsafe fn pair_int_tile<E, W: PairBlock<E>, const R: usize, const T: usize>(
 /// the stack (a panel's 16 groups for up to 8 tokens, or one token's whole row of up to 8
 /// panels), stored group-major so that the `T` tokens of a group sit together in L1
 /// (token-major, they would lie a multiple of 4 KiB apart, in the same L1 set); then each
-/// row runs, run of `panel` blocks by run, exactly [`pair_int_tile`]'s operations.
+/// row runs, run of `panel` blocks by run, exactly [`pair_int_tile`]'s operations (with
+/// several tokens, rows two at a time: [`PairBlock::prepared_run_pair`]).
 ///
 /// # Safety
 /// As [`QuantTile::int_rows`].
@@ -913,7 +938,18 @@ unsafe fn pair_int_rows<E: QuantTile<W>, W: PairBlock<E>, const T: usize>(
             return;
         }
         let mut sums = RowSums::<T>::new(n);
-        for i in 0..n {
+        let mut i = 0;
+        if T > 1 {
+            // Several tokens: rows two at a time, for engines that run them side by side.
+            while i + 2 <= n {
+                let rows = [w.add(i * stride), w.add((i + 1) * stride)];
+                let [a, b] = W::prepared_run_pair::<T>(rows, xq, xd, prepared, 0, nb);
+                sums.push(i, &a, store);
+                sums.push(i + 1, &b, store);
+                i += 2;
+            }
+        }
+        for i in i..n {
             sums.push(i, &prepared_run::<E, W, T>(w.add(i * stride), xq, xd, prepared, 0, nb), store);
         }
     }

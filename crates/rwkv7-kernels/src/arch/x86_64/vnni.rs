@@ -32,16 +32,22 @@
 //! Q8_0 also 8 `vpsignb`); the transposition, 16 shuffles (plus the nibble split or the
 //! bias), is shared by the tokens of a call (KERNELS.md, "VNNI sets").
 //!
+//! **Two rows per 512-bit vector** (`x86_64-avx512vnni`, several tokens): a row pair's
+//! columns side by side (`[row a | row b]`), each token's column broadcast to both halves
+//! by a load, so one 512-bit `vpdpbusd` does two rows' work, and so do the offset, `cvt`,
+//! scale and FMA. Each lane's operations are the 256-bit tile's ([`RowPairs`]).
+//!
 //! Each set is handed out by `arch::simd_sets` only when [`crate::CpuFeatures`] reports
 //! its features (with AVX2, FMA and F16C), which every `// SAFETY:` comment on an entry
 //! point relies on.
 
 use core::arch::x86_64::*;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 
 use super::{
-    AVX2, Avx2, BlockQ4_0, BlockQ8_0, GROUP, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, nibbles,
-    pair_int_rows, pair_int_tile, q4_pair_bytes, q8_pair_codes,
+    AVX2, Avx2, BlockQ4_0, BlockQ8_0, GROUP, GroupX, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, group_scales,
+    int_blocks_single, nibbles, pair_int_rows, pair_int_tile, prepared_run, q4_pair_bytes, q8_pair_codes,
 };
 use crate::arch::kquant::kquant_matmul_int;
 use crate::arch::quant_matmul_int;
@@ -80,6 +86,122 @@ impl VnniOps for Avx512Vl {
         // SAFETY: register-only; AVX512-VNNI and AVX512-VL are the caller's promise.
         unsafe { _mm256_dpwssd_epi32(acc, a, b) }
     }
+}
+
+/// How an engine's column tiles run two rows against the same tokens
+/// ([`PairBlock::prepared_run_pair`]).
+trait RowPairs: VnniOps + Sized {
+    /// [`PairBlock::prepared_run_pair`] of the column tiles: by default the two rows one
+    /// after the other.
+    ///
+    /// # Safety
+    /// As [`prepared_run`]; the CPU must support the engine's instructions.
+    #[inline(always)]
+    unsafe fn run_pair<W: PairBlock<Vnni<Self>, G = Columns>, const T: usize>(
+        rows: [*const W; 2],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        prepared: *const MaybeUninit<GroupX>,
+        b0: usize,
+        b1: usize,
+    ) -> [[__m256; T]; 2] {
+        // SAFETY: forwarded contract.
+        unsafe {
+            [
+                prepared_run::<Vnni<Self>, W, T>(rows[0], xq, xd, prepared, b0, b1),
+                prepared_run::<Vnni<Self>, W, T>(rows[1], xq, xd, prepared, b0, b1),
+            ]
+        }
+    }
+}
+
+impl RowPairs for AvxVex {}
+impl RowPairs for Emulated {}
+
+impl RowPairs for Avx512Vl {
+    /// Both rows in one 512-bit vector: lanes 0–7 row `rows[0]`, lanes 8–15 `rows[1]`;
+    /// each token's columns, offsets and scales broadcast to both halves (loads, no
+    /// shuffles). Every lane gets [`prepared_run`]'s operations in its order, so the
+    /// outputs are the same bits.
+    #[inline(always)]
+    unsafe fn run_pair<W: PairBlock<Vnni<Self>, G = Columns>, const T: usize>(
+        rows: [*const W; 2],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        prepared: *const MaybeUninit<GroupX>,
+        b0: usize,
+        b1: usize,
+    ) -> [[__m256; T]; 2] {
+        // SAFETY: the caller's contract; AVX512-F and AVX512-VNNI come with this engine.
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); T];
+            for g in b0 / GROUP..b1 / GROUP {
+                let (wa, wb) = (W::prep_group_w(rows[0], g * GROUP), W::prep_group_w(rows[1], g * GROUP));
+                let mut w = [_mm512_setzero_si512(); GROUP];
+                for m in 0..GROUP / 2 {
+                    w[2 * m] = join(wa[m].xlo, wb[m].xlo);
+                    w[2 * m + 1] = join(wa[m].xhi, wb[m].xhi);
+                }
+                let dw = join_ps(group_scales(rows[0].add(g * GROUP)), group_scales(rows[1].add(g * GROUP)));
+                for t in 0..T {
+                    let x = (*prepared.add(g * T + t)).assume_init_ref();
+                    let mut sums = _mm512_setzero_si512();
+                    for m in 0..GROUP / 2 {
+                        sums = _mm512_dpbusd_epi32(sums, w[2 * m], _mm512_broadcast_i64x4(x.pairs[m].xlo));
+                        sums = _mm512_dpbusd_epi32(sums, w[2 * m + 1], _mm512_broadcast_i64x4(x.pairs[m].xhi));
+                    }
+                    let exact = if W::CODE_OFFSET != 0 {
+                        _mm512_sub_epi32(sums, _mm512_broadcast_i64x4(x.offset))
+                    } else {
+                        sums
+                    };
+                    let scale = _mm512_mul_ps(dw, broadcast_ps(x.dx));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, acc[t]);
+                }
+            }
+            let mut out = [[[_mm256_setzero_ps(); T]; 1]; 2];
+            for t in 0..T {
+                out[0][0][t] = _mm512_castps512_ps256(acc[t]);
+                out[1][0][t] = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[t])));
+            }
+            for (row, acc) in rows.into_iter().zip(out.iter_mut()) {
+                int_blocks_single([row], xq, xd, b1 / GROUP * GROUP, b1, acc);
+            }
+            [out[0][0], out[1][0]]
+        }
+    }
+}
+
+/// `[a | b]`.
+///
+/// # Safety
+/// AVX512-F enabled.
+#[inline(always)]
+unsafe fn join(a: __m256i, b: __m256i) -> __m512i {
+    // SAFETY: register-only; AVX512-F is the caller's promise.
+    unsafe { _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), b) }
+}
+
+/// `[a | b]` of floats.
+///
+/// # Safety
+/// AVX512-F enabled.
+#[inline(always)]
+unsafe fn join_ps(a: __m256, b: __m256) -> __m512 {
+    // SAFETY: register-only; AVX512-F is the caller's promise.
+    unsafe {
+        _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castpd256_pd512(_mm256_castps_pd(a)), _mm256_castps_pd(b)))
+    }
+}
+
+/// `[v | v]` of floats.
+///
+/// # Safety
+/// AVX512-F enabled.
+#[inline(always)]
+unsafe fn broadcast_ps(v: __m256) -> __m512 {
+    // SAFETY: register-only; AVX512-F is the caller's promise.
+    unsafe { _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(v))) }
 }
 
 /// The VEX forms (AVX-VNNI).
@@ -210,7 +332,7 @@ unsafe fn column_isum<D: VnniOps>(w: &Columns, x: &Columns) -> __m256i {
 
 /// Q8_0: the columns of the codes biased by 128 (`w ^ 0x80`, so `[−128, 127]` becomes
 /// the unsigned `[0, 255]`), which [`PairBlock::CODE_OFFSET`] takes back off.
-impl<D: VnniOps> PairBlock<Vnni<D>> for BlockQ8_0 {
+impl<D: RowPairs> PairBlock<Vnni<D>> for BlockQ8_0 {
     type G = Columns;
     const CODE_OFFSET: i32 = 128;
 
@@ -239,12 +361,25 @@ impl<D: VnniOps> PairBlock<Vnni<D>> for BlockQ8_0 {
         // SAFETY: forwarded contract.
         unsafe { column_isum::<D>(w, x) }
     }
+
+    #[inline(always)]
+    unsafe fn prepared_run_pair<const T: usize>(
+        rows: [*const Self; 2],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        prepared: *const MaybeUninit<GroupX>,
+        b0: usize,
+        b1: usize,
+    ) -> [[__m256; T]; 2] {
+        // SAFETY: forwarded contract.
+        unsafe { D::run_pair::<Self, T>(rows, xq, xd, prepared, b0, b1) }
+    }
 }
 
 /// Q4_0: the packed bytes are transposed first, then split into nibbles: column `m`'s low
 /// nibbles are elements `4m..4m + 4` (paired with activation column `m`) and its high
 /// nibbles elements `16 + 4m..` (activation column `4 + m`).
-impl<D: VnniOps> PairBlock<Vnni<D>> for BlockQ4_0 {
+impl<D: RowPairs> PairBlock<Vnni<D>> for BlockQ4_0 {
     type G = Columns;
     const CODE_OFFSET: i32 = 8;
 
@@ -278,12 +413,25 @@ impl<D: VnniOps> PairBlock<Vnni<D>> for BlockQ4_0 {
         // SAFETY: forwarded contract.
         unsafe { column_isum::<D>(w, x) }
     }
+
+    #[inline(always)]
+    unsafe fn prepared_run_pair<const T: usize>(
+        rows: [*const Self; 2],
+        xq: [*const i8; T],
+        xd: [*const f32; T],
+        prepared: *const MaybeUninit<GroupX>,
+        b0: usize,
+        b1: usize,
+    ) -> [[__m256; T]; 2] {
+        // SAFETY: forwarded contract.
+        unsafe { D::run_pair::<Self, T>(rows, xq, xd, prepared, b0, b1) }
+    }
 }
 
 // One token has no tokens to share a row's transposition with: decode runs AVX2's pair
 // tiles, which form the same sums (KERNELS.md, "VNNI sets").
-pair_quant_tile!([D: VnniOps] Vnni<D>, BlockQ8_0, Avx2);
-pair_quant_tile!([D: VnniOps] Vnni<D>, BlockQ4_0, Avx2);
+pair_quant_tile!([D: RowPairs] Vnni<D>, BlockQ8_0, Avx2);
+pair_quant_tile!([D: RowPairs] Vnni<D>, BlockQ4_0, Avx2);
 
 /// A safe entry point `$name` for block type `$block`: `$driver` with engine `$engine`,
 /// its body compiled with `$features`.
@@ -326,7 +474,7 @@ vnni_set!(
     AVX512_VNNI,
     "x86_64-avx512vnni",
     Avx512Vl,
-    "avx2,fma,f16c,avx512vnni,avx512vl",
+    "avx2,fma,f16c,avx512f,avx512vnni,avx512vl",
     [q8_0_512, q4_0_512, q4_k_512, q5_k_512, q6_k_512]
 );
 vnni_set!(
