@@ -574,12 +574,50 @@ unsafe fn zip64_add16(a: __m256i, b: __m256i) -> __m256i {
 unsafe fn group_scales<W: QBlock>(p: *const W) -> __m256 {
     // SAFETY: blocks `p[0..8]` are readable (caller); F16C is enabled.
     unsafe {
+        let o = GROUP_ORDER;
+        scales([p.add(o[0]), p.add(o[1]), p.add(o[2]), p.add(o[3]), p.add(o[4]), p.add(o[5]), p.add(o[6]), p.add(o[7])])
+    }
+}
+
+/// The f16 scales of the blocks `p[j]` widened to f32, lane `j` from `p[j]`.
+///
+/// # Safety
+/// Every `p[j]` valid for one block; AVX2 and F16C enabled.
+#[inline(always)]
+unsafe fn scales<W: QBlock>(p: [*const W; 8]) -> __m256 {
+    // SAFETY: the blocks are readable (caller); F16C is enabled.
+    unsafe {
         // Packed four at a time in general-purpose registers, then moved over in two
         // 64-bit halves (inserting 8 halfwords one by one costs 8 shuffle µops).
-        let d = |j: usize| u64::from(W::scale_bits(p.add(GROUP_ORDER[j])));
+        let d = |j: usize| u64::from(W::scale_bits(p[j]));
         let lo = d(0) | d(1) << 16 | d(2) << 32 | d(3) << 48;
         let hi = d(4) | d(5) << 16 | d(6) << 32 | d(7) << 48;
         _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+    }
+}
+
+/// A 4×4 transposition of 32-bit units within each 128-bit lane, for 4 vectors laid out
+/// as [`PairX`]'s halves: `v[p]` holds units `m = 0..4` of block `2p` in its low lane and
+/// of block `2p + 1` in its high lane. Column `m` of the result holds unit `m` of blocks
+/// `0, 2, 4, 6` (low lane) and `1, 3, 5, 7` (high lane), which is [`GROUP_ORDER`]. Two
+/// rounds of interleaves, 8 shuffles: `unpack*_epi32` of `v[0], v[1]` gives
+/// `[a0 b0 a1 b1]` and `[a2 b2 a3 b3]` per lane, and `unpack*_epi64` of two such gives
+/// `[a0 b0 c0 d0]`, `[a1 b1 c1 d1]`, ….
+///
+/// # Safety
+/// AVX2 enabled.
+#[inline(always)]
+unsafe fn transpose_pairs(v: [__m256i; 4]) -> [__m256i; 4] {
+    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
+    unsafe {
+        let (ab_lo, ab_hi) = (_mm256_unpacklo_epi32(v[0], v[1]), _mm256_unpackhi_epi32(v[0], v[1]));
+        let (cd_lo, cd_hi) = (_mm256_unpacklo_epi32(v[2], v[3]), _mm256_unpackhi_epi32(v[2], v[3]));
+        [
+            _mm256_unpacklo_epi64(ab_lo, cd_lo),
+            _mm256_unpackhi_epi64(ab_lo, cd_lo),
+            _mm256_unpacklo_epi64(ab_hi, cd_hi),
+            _mm256_unpackhi_epi64(ab_hi, cd_hi),
+        ]
     }
 }
 
@@ -852,12 +890,16 @@ unsafe fn group_fma<E, W: PairBlock<E>>(w: &W::G, dw: __m256, x: &GroupX, acc: _
 /// # Safety
 /// As [`QuantTile::int_tile`].
 #[inline(always)]
-unsafe fn pair_int_tile<E, W: PairBlock<E>, const R: usize, const T: usize>(
+unsafe fn pair_int_tile<E, W: NarrowBlock<E>, const R: usize, const T: usize>(
     w: [*const W; R],
     xq: [*const i8; T],
     xd: [*const f32; T],
     nb: usize,
 ) -> [[f32; T]; R] {
+    if nb < GROUP {
+        // SAFETY: forwarded contract; the tiles hold at most 8 rows.
+        return unsafe { narrow::narrow_int_tile::<E, W, R, T>(w, xq, xd, nb) };
+    }
     // SAFETY: the caller guarantees `nb` blocks behind every weight pointer, `32·nb`
     // quants and `nb` scales behind every activation pointer, and the ISA.
     unsafe {
@@ -891,7 +933,7 @@ unsafe fn pair_int_tile<E, W: PairBlock<E>, const R: usize, const T: usize>(
 /// # Safety
 /// As [`QuantTile::int_rows`].
 #[inline(always)]
-unsafe fn pair_int_rows<E: QuantTile<W>, W: PairBlock<E>, const T: usize>(
+unsafe fn pair_int_rows<E: QuantTile<W>, W: NarrowBlock<E>, const T: usize>(
     w: *const W,
     stride: usize,
     n: usize,
@@ -902,6 +944,11 @@ unsafe fn pair_int_rows<E: QuantTile<W>, W: PairBlock<E>, const T: usize>(
     store: &mut impl FnMut(usize, usize, f32),
 ) {
     const MAX_PREPARED: usize = super::SUPER_T * super::PANEL / QK / GROUP;
+    if nb < GROUP {
+        // SAFETY: forwarded contract.
+        unsafe { narrow::narrow_rows::<E, W, T>(w, stride, n, xq, xd, nb, store) };
+        return;
+    }
     let groups = nb / GROUP;
     if groups * T > MAX_PREPARED || !panel.is_multiple_of(GROUP) {
         // Not reached through the driver (see above; its panels are whole groups).
@@ -927,11 +974,15 @@ unsafe fn pair_int_rows<E: QuantTile<W>, W: PairBlock<E>, const T: usize>(
                 let row = w.add(i * stride);
                 let mut sums = [0.0; T];
                 for (b0, b1) in super::runs(nb, panel) {
-                    super::add_run(
-                        &mut sums,
-                        b0,
-                        hsum_all(&[prepared_run::<E, W, T>(row, xq, xd, prepared, b0, b1)])[0],
-                    );
+                    let run = if b1 - b0 < GROUP {
+                        // A last run shorter than a group, as `int_tile` takes it (and
+                        // `int_rows` with the panel's tokens).
+                        let (xq, xd) = (xq.map(|p| p.add(b0 * QK)), xd.map(|p| p.add(b0)));
+                        narrow::narrow_int_tile::<E, W, 1, T>([row.add(b0)], xq, xd, b1 - b0)[0]
+                    } else {
+                        hsum_all(&[prepared_run::<E, W, T>(row, xq, xd, prepared, b0, b1)])[0]
+                    };
+                    super::add_run(&mut sums, b0, run);
                 }
                 super::store_row(i, sums, store);
             }
@@ -1046,7 +1097,10 @@ pair_quant_tile!([] Avx2, BlockQ8_0);
 pair_quant_tile!([] Avx2, BlockQ4_0);
 
 // After the macro above, which it uses.
+mod narrow;
 pub(super) mod vnni;
+
+use narrow::NarrowBlock;
 
 /// Per block, 4 chunks of 8: `w = f32(code)·d` (the dequantized value, rounded as in
 /// the scalar spec), then one FMA per chunk into the output's 8-lane accumulator.

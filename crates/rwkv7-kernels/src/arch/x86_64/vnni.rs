@@ -48,6 +48,7 @@ use core::mem::MaybeUninit;
 use super::{
     AVX2, Avx2, BlockQ4_0, BlockQ8_0, GROUP, GroupX, PairBlock, PairX, QuantTile, QuantizeActs, deq_tile, group_scales,
     int_blocks_single, nibbles, pair_int_rows, pair_int_tile, prepared_run, q4_pair_bytes, q8_pair_codes,
+    transpose_pairs,
 };
 use crate::arch::kquant::kquant_matmul_int;
 use crate::arch::quant_matmul_int;
@@ -90,7 +91,7 @@ impl VnniOps for Avx512Vl {
 
 /// How an engine's column tiles run two rows against the same tokens
 /// ([`PairBlock::prepared_run_pair`]).
-trait RowPairs: VnniOps + Sized {
+pub(super) trait RowPairs: VnniOps + Sized {
     /// [`PairBlock::prepared_run_pair`] of the column tiles: by default the two rows one
     /// after the other.
     ///
@@ -258,33 +259,6 @@ impl<D> QuantizeActs for Vnni<D> {
     unsafe fn quantize(x: *const f32, qs: *mut i8, d: *mut f32, block: usize, nb: usize) {
         // SAFETY: forwarded contract (the VNNI sets include AVX2).
         unsafe { Avx2::quantize(x, qs, d, block, nb) }
-    }
-}
-
-/// A 4×4 transposition of 32-bit units within each 128-bit lane, for 4 vectors laid out
-/// as [`PairX`]'s halves: `v[p]` holds units `m = 0..4` of block `2p` in its low lane and
-/// of block `2p + 1` in its high lane. Column `m` of the result holds unit `m` of blocks
-/// `0, 2, 4, 6` (low lane) and `1, 3, 5, 7` (high lane), which is [`GROUP_ORDER`]. Two
-/// rounds of interleaves, 8 shuffles: `unpack*_epi32` of `v[0], v[1]` gives
-/// `[a0 b0 a1 b1]` and `[a2 b2 a3 b3]` per lane, and `unpack*_epi64` of two such gives
-/// `[a0 b0 c0 d0]`, `[a1 b1 c1 d1]`, ….
-///
-/// [`GROUP_ORDER`]: super::GROUP_ORDER
-///
-/// # Safety
-/// AVX2 enabled.
-#[inline(always)]
-unsafe fn transpose_pairs(v: [__m256i; 4]) -> [__m256i; 4] {
-    // SAFETY: register-only intrinsics; AVX2 is the caller's promise.
-    unsafe {
-        let (ab_lo, ab_hi) = (_mm256_unpacklo_epi32(v[0], v[1]), _mm256_unpackhi_epi32(v[0], v[1]));
-        let (cd_lo, cd_hi) = (_mm256_unpacklo_epi32(v[2], v[3]), _mm256_unpackhi_epi32(v[2], v[3]));
-        [
-            _mm256_unpacklo_epi64(ab_lo, cd_lo),
-            _mm256_unpackhi_epi64(ab_lo, cd_lo),
-            _mm256_unpacklo_epi64(ab_hi, cd_hi),
-            _mm256_unpackhi_epi64(ab_hi, cd_hi),
-        ]
     }
 }
 
